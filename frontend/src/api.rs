@@ -1,0 +1,68 @@
+//! What `/api/...` answers (shared with the server, which serializes the same
+//! types), and the browser's calls to it.
+
+use serde::{Deserialize, Serialize};
+
+/// One entry of `GET /api/streams`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamStatus {
+    pub name: String,
+    pub live: bool,
+    pub video: Option<VideoStatus>,
+    pub audio: Option<AudioStatus>,
+    pub viewers: Viewers,
+    /// Seconds since the publisher started; `None` while offline.
+    pub uptime_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoStatus {
+    pub codec: String,
+    pub profile: Option<String>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Measured over the last seconds of media.
+    pub fps: Option<f64>,
+    pub kbps: Option<f64>,
+    /// B-frames in the stream: WebRTC players cannot show it (set Max B-frames
+    /// to 0 in OBS).
+    pub bframes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioStatus {
+    pub codec: String,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u8>,
+    pub kbps: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Viewers {
+    pub rtmp: usize,
+    pub hls: usize,
+    pub webrtc: usize,
+}
+
+/// `GET /api/streams`, from the browser.
+///
+/// # Errors
+/// A network failure or an answer that is not the expected JSON, as text for
+/// the page to show.
+#[cfg(feature = "hydrate")]
+pub async fn streams() -> Result<Vec<StreamStatus>, String> {
+    let response = gloo_net::http::Request::get("/api/streams")
+        .send()
+        .await
+        .map_err(|err| format!("cannot reach the server: {err}"))?;
+    if !response.ok() {
+        return Err(format!("the server answered {}", response.status()));
+    }
+    response.json().await.map_err(|err| format!("unexpected answer: {err}"))
+}
+
+/// On the server the page renders without data; the browser fetches it.
+#[cfg(not(feature = "hydrate"))]
+pub async fn streams() -> Result<Vec<StreamStatus>, String> {
+    Err("stream status is fetched in the browser".to_string())
+}

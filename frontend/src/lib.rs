@@ -1,0 +1,17 @@
+//! Tinsel's web app, rendered on the server and hydrated in the browser.
+//!
+//! - [`app`]: the page shell and routes.
+//! - [`watch`]: the watch page.
+//! - [`api`]: the JSON the server answers, and the one place the browser fetches it.
+
+pub mod api;
+pub mod app;
+pub mod watch;
+
+/// The browser's entry point: takes over the server-rendered page.
+#[cfg(feature = "hydrate")]
+#[wasm_bindgen::prelude::wasm_bindgen]
+pub fn hydrate() {
+    console_error_panic_hook::set_once();
+    leptos::mount::hydrate_body(app::App);
+}

@@ -1,0 +1,447 @@
+//! Configuration: the command line, `TINSEL_*` environment variables and the TOML
+//! file, merged in that order of precedence into one checked [`Config`].
+//!
+//! [`Cli`] and [`RawConfig`] are what users write; [`Config`] is what the server
+//! runs on. Nothing else in the server reads the environment.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Deserialize;
+use thiserror::Error;
+
+pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
+pub const DEFAULT_HTTP_LISTEN: &str = "[::]:8080";
+pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_SITE_DIR: &str = "target/site";
+pub const DEFAULT_STREAM: &str = "tree";
+/// The RTMP application that publish and play URLs use: `rtmp://HOST/live/...`.
+pub const RTMP_APP: &str = "live";
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid TOML: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("{key} = {value:?} is not an address like 0.0.0.0:1935 or [::]:1935")]
+    Address { key: &'static str, value: String },
+    #[error("--stream {0:?} is not NAME=KEY")]
+    StreamFlag(String),
+    #[error(
+        "stream name {0:?} is not allowed: use 1 to 64 lowercase letters, digits, '-' or '_'"
+    )]
+    StreamName(String),
+    #[error("stream {0:?} is configured twice")]
+    DuplicateStream(String),
+    #[error("stream {0:?} has a key shorter than 8 characters; use a long random key")]
+    ShortKey(String),
+    #[error("streams {0:?} and {1:?} have the same key; every stream needs its own")]
+    SharedKey(String, String),
+    #[error("{key} must be at least {min}")]
+    TooSmall { key: &'static str, min: u64 },
+    #[error("cannot keep the stream key in {path}: {source}")]
+    KeyFile { path: PathBuf, source: std::io::Error },
+}
+
+/// `tinsel`: one binary for the whole service.
+#[derive(Debug, Parser)]
+#[command(name = "tinsel", version, about = "Live streaming for the office tree: RTMP in; RTMP, LL-HLS and WebRTC out; the lights on the side.")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server.
+    Serve(ServeArgs),
+}
+
+/// Every option can also be set in the config file (same name, with `_`) or as
+/// `TINSEL_<OPTION>`. Flags beat the environment, which beats the file.
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "TINSEL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Address for RTMP publishers and players [default: [::]:1935, all IPv4 and IPv6 addresses]
+    #[arg(long, env = "TINSEL_RTMP_LISTEN", value_name = "ADDR")]
+    pub rtmp_listen: Option<String>,
+    /// Address for the web app, the API, HLS and WHEP [default: [::]:8080]
+    #[arg(long, env = "TINSEL_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<String>,
+    /// Where keys, accounts and the database live [default: ./data]
+    #[arg(long, env = "TINSEL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A stream and its publish key; repeat for more. With none, one stream
+    /// `tree` exists with a key generated on first start [env: TINSEL_STREAM, comma-separated]
+    #[arg(long = "stream", env = "TINSEL_STREAM", value_name = "NAME=KEY", value_delimiter = ',', hide_env = true)]
+    pub streams: Vec<String>,
+    /// The built web app (the output of `cargo leptos build`) [default: target/site]
+    #[arg(long, env = "TINSEL_SITE_DIR", value_name = "DIR")]
+    pub site_dir: Option<PathBuf>,
+    /// Frames a viewer may fall behind before it skips to the next keyframe [default: 512]
+    #[arg(long, env = "TINSEL_VIEWER_QUEUE_FRAMES", value_name = "N")]
+    pub viewer_queue_frames: Option<usize>,
+    /// A viewer whose connection takes no data for this long is dropped [default: 10]
+    #[arg(long, env = "TINSEL_VIEWER_STALL_TIMEOUT_S", value_name = "SECONDS")]
+    pub viewer_stall_timeout_s: Option<u64>,
+    /// RTMP players get media in writes this far apart, fewer and larger
+    /// (players buffer far more than this) [default: 100]
+    #[arg(long, env = "TINSEL_RTMP_BATCH_MS", value_name = "MS")]
+    pub rtmp_batch_ms: Option<u64>,
+    /// Most RTMP connections served at once [default: 4096]
+    #[arg(long, env = "TINSEL_RTMP_MAX_CONNECTIONS", value_name = "N")]
+    pub rtmp_max_connections: Option<usize>,
+}
+
+/// The config file as written.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub rtmp_listen: Option<String>,
+    pub http_listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub site_dir: Option<PathBuf>,
+    pub youtube_fallback: Option<String>,
+    pub viewer_queue_frames: Option<usize>,
+    pub viewer_stall_timeout_s: Option<u64>,
+    pub rtmp_batch_ms: Option<u64>,
+    pub rtmp_max_connections: Option<usize>,
+    #[serde(default, rename = "stream")]
+    pub streams: Vec<RawStream>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct RawStream {
+    pub name: String,
+    pub key: Option<Secret>,
+}
+
+/// A value that must never reach a log line or a debug print.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Compares without an early exit, so response timing says nothing about
+    /// how much of a guessed key was right.
+    pub fn matches(&self, candidate: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), candidate.as_bytes());
+        let mut diff = a.len() ^ b.len();
+        for (i, x) in a.iter().enumerate() {
+            diff |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+        }
+        diff == 0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A stream and the key that may publish it.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    pub name: String,
+    pub key: Secret,
+}
+
+/// The checked configuration the server runs on.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub rtmp_listen: SocketAddr,
+    pub http_listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub site_dir: PathBuf,
+    pub youtube_fallback: Option<String>,
+    pub streams: Vec<StreamConfig>,
+    pub viewer_queue_frames: usize,
+    pub viewer_stall_timeout: Duration,
+    pub rtmp_batch: Duration,
+    pub rtmp_max_connections: usize,
+}
+
+/// A stream whose key was made on this start: its settings are printed once.
+#[derive(Debug)]
+pub struct NewKey {
+    pub stream: String,
+    pub path: PathBuf,
+}
+
+impl Config {
+    /// Merges flags and environment (`args`) over the file.
+    ///
+    /// # Errors
+    /// An unreadable or invalid file, or a value that does not check out.
+    pub fn load(args: &ServeArgs) -> Result<(Self, Vec<NewKey>), ConfigError> {
+        let raw = match &args.config {
+            Some(path) => read_file(path)?,
+            None => RawConfig::default(),
+        };
+        Self::merge(args, raw)
+    }
+
+    /// # Errors
+    /// A value that does not check out, or a key file that cannot be written.
+    pub fn merge(args: &ServeArgs, raw: RawConfig) -> Result<(Self, Vec<NewKey>), ConfigError> {
+        let rtmp_listen = address(
+            "rtmp_listen",
+            args.rtmp_listen.as_deref().or(raw.rtmp_listen.as_deref()).unwrap_or(DEFAULT_RTMP_LISTEN),
+        )?;
+        let http_listen = address(
+            "http_listen",
+            args.http_listen.as_deref().or(raw.http_listen.as_deref()).unwrap_or(DEFAULT_HTTP_LISTEN),
+        )?;
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(raw.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let site_dir = args
+            .site_dir
+            .clone()
+            .or(raw.site_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_SITE_DIR));
+
+        let mut declared: Vec<(String, Option<Secret>)> = if args.streams.is_empty() {
+            raw.streams.into_iter().map(|s| (s.name, s.key)).collect()
+        } else {
+            args.streams.iter().map(|flag| stream_flag(flag)).collect::<Result<_, _>>()?
+        };
+        if declared.is_empty() {
+            declared.push((DEFAULT_STREAM.to_string(), None));
+        }
+        let mut streams = Vec::with_capacity(declared.len());
+        let mut new_keys = Vec::new();
+        for (name, key) in declared {
+            check_name(&name)?;
+            if streams.iter().any(|s: &StreamConfig| s.name == name) {
+                return Err(ConfigError::DuplicateStream(name));
+            }
+            let key = match key {
+                Some(key) => key,
+                None => {
+                    let (key, created) = stored_key(&data_dir, &name)?;
+                    if let Some(path) = created {
+                        new_keys.push(NewKey { stream: name.clone(), path });
+                    }
+                    key
+                }
+            };
+            if key.expose().len() < 8 {
+                return Err(ConfigError::ShortKey(name));
+            }
+            if let Some(other) = streams.iter().find(|s| s.key == key) {
+                return Err(ConfigError::SharedKey(other.name.clone(), name));
+            }
+            streams.push(StreamConfig { name, key });
+        }
+
+        let viewer_queue_frames = args.viewer_queue_frames.or(raw.viewer_queue_frames).unwrap_or(512);
+        at_least("viewer_queue_frames", viewer_queue_frames as u64, 16)?;
+        let stall = args.viewer_stall_timeout_s.or(raw.viewer_stall_timeout_s).unwrap_or(10);
+        at_least("viewer_stall_timeout_s", stall, 1)?;
+        let rtmp_max_connections = args.rtmp_max_connections.or(raw.rtmp_max_connections).unwrap_or(4096);
+        at_least("rtmp_max_connections", rtmp_max_connections as u64, 1)?;
+        let rtmp_batch_ms = args.rtmp_batch_ms.or(raw.rtmp_batch_ms).unwrap_or(100);
+
+        let config = Config {
+            rtmp_listen,
+            http_listen,
+            data_dir,
+            site_dir,
+            youtube_fallback: raw.youtube_fallback,
+            streams,
+            viewer_queue_frames,
+            viewer_stall_timeout: Duration::from_secs(stall),
+            rtmp_batch: Duration::from_millis(rtmp_batch_ms),
+            rtmp_max_connections,
+        };
+        Ok((config, new_keys))
+    }
+
+    /// The stream a publish key belongs to.
+    pub fn stream_for_key(&self, key: &str) -> Option<&StreamConfig> {
+        // Every key is compared, so the time taken does not tell which one matched.
+        self.streams.iter().fold(None, |found, stream| {
+            if stream.key.matches(key) { Some(stream) } else { found }
+        })
+    }
+}
+
+fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+    toml::from_str(&text)
+        .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })
+}
+
+fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Address { key, value: value.to_string() })
+}
+
+fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
+    if value < min { Err(ConfigError::TooSmall { key, min }) } else { Ok(()) }
+}
+
+fn stream_flag(flag: &str) -> Result<(String, Option<Secret>), ConfigError> {
+    match flag.split_once('=') {
+        Some((name, key)) if !name.is_empty() && !key.is_empty() => {
+            Ok((name.to_string(), Some(Secret::new(key))))
+        }
+        _ => Err(ConfigError::StreamFlag(flag.to_string())),
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ConfigError> {
+    let ok = (1..=64).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok { Ok(()) } else { Err(ConfigError::StreamName(name.to_string())) }
+}
+
+/// The key kept in `DATA_DIR/NAME.key`, made (readable by the owner only) when
+/// it is not there yet. The path is returned when the key is new.
+fn stored_key(data_dir: &Path, name: &str) -> Result<(Secret, Option<PathBuf>), ConfigError> {
+    use rand::Rng;
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+
+    let path = data_dir.join(format!("{name}.key"));
+    let fail = |source| ConfigError::KeyFile { path: path.clone(), source };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => return Ok((Secret::new(text.trim()), None)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => return Err(fail(err)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(fail)?;
+    let key: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(32)
+        .map(char::from)
+        .collect();
+    // Written under a temporary name and renamed, so a crash never leaves half a key.
+    let temp = data_dir.join(format!(".{name}.key.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&temp)
+        .map_err(fail)?;
+    file.write_all(format!("{key}\n").as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&temp, &path).map_err(fail)?;
+    Ok((Secret::new(key), Some(path)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "tinsel-config-test-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn args(dir: &Path) -> ServeArgs {
+        ServeArgs { data_dir: Some(dir.to_path_buf()), ..Default::default() }
+    }
+
+    #[test]
+    fn defaults_make_one_tree_stream_with_a_stored_private_key() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp_dir();
+        let (config, new_keys) = Config::merge(&args(&dir), RawConfig::default()).unwrap();
+        assert_eq!(config.rtmp_listen.to_string(), "[::]:1935");
+        assert_eq!(config.http_listen.port(), 8080);
+        assert_eq!(config.streams.len(), 1);
+        assert_eq!(config.streams[0].name, "tree");
+        assert_eq!(new_keys.len(), 1);
+        let mode = std::fs::metadata(&new_keys[0].path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+
+        let (again, new_keys) = Config::merge(&args(&dir), RawConfig::default()).unwrap();
+        assert!(new_keys.is_empty(), "the key is made once");
+        assert_eq!(again.streams[0].key, config.streams[0].key);
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = temp_dir();
+        let raw: RawConfig = toml::from_str(
+            r#"
+            rtmp_listen = "127.0.0.1:1999"
+            http_listen = "127.0.0.1:8999"
+            [[stream]]
+            name = "tree"
+            key = "file-key-123"
+            "#,
+        )
+        .unwrap();
+        let mut args = args(&dir);
+        args.http_listen = Some("127.0.0.1:0".into());
+        let (config, _) = Config::merge(&args, raw).unwrap();
+        assert_eq!(config.rtmp_listen.to_string(), "127.0.0.1:1999");
+        assert_eq!(config.http_listen.to_string(), "127.0.0.1:0");
+        assert_eq!(config.stream_for_key("file-key-123").unwrap().name, "tree");
+        assert!(config.stream_for_key("file-key-12").is_none());
+    }
+
+    #[test]
+    fn bad_values_say_what_to_do() {
+        let dir = temp_dir();
+        let mut bad = args(&dir);
+        bad.rtmp_listen = Some("localhost".into());
+        let err = Config::merge(&bad, RawConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("rtmp_listen") && err.contains("[::]:1935"), "{err}");
+
+        let mut bad = args(&dir);
+        bad.streams = vec!["Tree=abcdefghij".into()];
+        let err = Config::merge(&bad, RawConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("lowercase"), "{err}");
+
+        let mut bad = args(&dir);
+        bad.streams = vec!["a=samekey123".into(), "b=samekey123".into()];
+        assert!(matches!(
+            Config::merge(&bad, RawConfig::default()),
+            Err(ConfigError::SharedKey(_, _))
+        ));
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let dir = temp_dir();
+        let mut with_key = args(&dir);
+        with_key.streams = vec!["tree=supersecretkey".into()];
+        let (config, _) = Config::merge(&with_key, RawConfig::default()).unwrap();
+        assert!(!format!("{config:?}").contains("supersecretkey"));
+    }
+
+    #[test]
+    fn secret_comparison() {
+        let key = Secret::new("abcdefgh");
+        assert!(key.matches("abcdefgh"));
+        assert!(!key.matches("abcdefg"));
+        assert!(!key.matches("abcdefghi"));
+        assert!(!key.matches(""));
+    }
+}

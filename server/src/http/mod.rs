@@ -1,0 +1,22 @@
+//! The web layer: the Leptos app, the JSON API and health checks.
+
+mod app;
+mod streams;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::state::AppState;
+
+/// Every HTTP route of the server.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new().route("/streams", get(streams::streams_list));
+    app::routes(&state)
+        .route("/healthz", get(|| async { "ok\n" }))
+        .nest("/api", api)
+        .layer(CompressionLayer::new())
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

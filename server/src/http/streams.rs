@@ -1,0 +1,54 @@
+//! `GET /api/streams`: every stream, live or not, with measured figures.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use tinsel_frontend::api::{AudioStatus, StreamStatus, VideoStatus, Viewers};
+
+use crate::media::hub::StreamSnapshot;
+use crate::state::AppState;
+
+pub async fn streams_list(State(state): State<AppState>) -> Json<Vec<StreamStatus>> {
+    let now = Instant::now();
+    // Config order, so the default stream comes first.
+    let list = state
+        .config
+        .streams
+        .iter()
+        .filter_map(|stream| state.hub.snapshot(&stream.name, now).ok())
+        .map(to_status)
+        .collect();
+    Json(list)
+}
+
+fn to_status(snapshot: StreamSnapshot) -> StreamStatus {
+    let round = |value: Option<f64>| value.map(|v| (v * 10.0).round() / 10.0);
+    let video = snapshot.video.as_ref().map(|params| VideoStatus {
+        codec: "H.264".to_string(),
+        profile: Some(params.profile.clone()),
+        width: Some(params.width),
+        height: Some(params.height),
+        fps: round(snapshot.fps),
+        kbps: round(snapshot.video_kbps),
+        bframes: snapshot.bframes,
+    });
+    let audio = snapshot.audio.map(|params| AudioStatus {
+        codec: "AAC".to_string(),
+        sample_rate: Some(params.sample_rate),
+        channels: Some(params.channels),
+        kbps: round(snapshot.audio_kbps),
+    });
+    StreamStatus {
+        name: snapshot.name,
+        live: snapshot.live,
+        video,
+        audio,
+        viewers: Viewers {
+            rtmp: snapshot.viewers[0],
+            hls: snapshot.viewers[1],
+            webrtc: snapshot.viewers[2],
+        },
+        uptime_s: snapshot.uptime.map(|d| d.as_secs()),
+    }
+}

@@ -1,0 +1,85 @@
+//! Tinsel: a live-streaming server with a web app and a light controller.
+//!
+//! # Layout
+//!
+//! ```text
+//!   OBS ──RTMP──▶ rtmp::session ──▶ media::StreamHub ──▶ rtmp::session ──RTMP──▶ VLC, ffplay
+//!                  (publisher)       one broadcast        (players)
+//!                                    channel, GOP cache
+//!                                    per stream
+//!                                          │
+//!   browser ◀──HTTP── http (axum): the Leptos app, /api/streams, /healthz
+//! ```
+//!
+//! - [`config`]: flags, environment and file merged into a checked [`Config`].
+//! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
+//! - [`rtmp`]: RTMP in and out on one port.
+//! - [`http`]: the web layer.
+//!
+//! [`run`] takes listeners that are already bound (so tests can use port 0) and
+//! a cancellation token; cancelling it stops accepting, lets requests finish,
+//! and returns when every connection task has ended.
+
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod rtmp;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+pub use config::Config;
+use media::hub::HubSettings;
+use state::AppState;
+
+/// How long connections get to finish after shutdown starts.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Bound listening sockets for [`run`].
+pub struct Listeners {
+    pub rtmp: TcpListener,
+    pub http: TcpListener,
+}
+
+/// Serves until `token` is cancelled, then shuts down gracefully.
+///
+/// # Errors
+/// The HTTP server failing outright (not a single connection).
+pub async fn run(config: Config, listeners: Listeners, token: CancellationToken) -> std::io::Result<()> {
+    let config = Arc::new(config);
+    let hub = media::StreamHub::new(
+        config.streams.iter().map(|s| s.name.as_str()),
+        HubSettings { viewer_queue_frames: config.viewer_queue_frames, ..HubSettings::default() },
+    );
+    let state = AppState::new(Arc::clone(&config), hub.clone());
+    let tracker = TaskTracker::new();
+
+    info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
+    info!(addr = %listeners.http.local_addr()?, "HTTP listening");
+
+    tracker.spawn(rtmp::listener::run(
+        listeners.rtmp,
+        Arc::clone(&config),
+        hub,
+        tracker.clone(),
+        token.child_token(),
+    ));
+
+    let app = http::router(state);
+    let http_token = token.clone();
+    let served = axum::serve(listeners.http, app)
+        .with_graceful_shutdown(async move { http_token.cancelled().await })
+        .await;
+
+    tracker.close();
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+        warn!("some connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
+    }
+    served
+}

@@ -1,0 +1,97 @@
+//! The `tinsel` command: parses the command line, sets up logging and signals,
+//! binds the ports and runs the server.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use tinsel::config::{Cli, Command, Config, NewKey, RTMP_APP};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Serve(args) => serve(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tinsel: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
+    let (config, new_keys) = Config::load(args)?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let listeners = tinsel::Listeners {
+            rtmp: bind(config.rtmp_listen, "RTMP", "--rtmp-listen").await?,
+            http: bind(config.http_listen, "HTTP", "--http-listen").await?,
+        };
+        print_new_keys(&config, &new_keys, listeners.rtmp.local_addr()?);
+        let token = CancellationToken::new();
+        tokio::spawn(shutdown_on_signal(token.clone()));
+        tinsel::run(config, listeners, token).await.context("the HTTP server failed")
+    })?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Binds `addr`; `[::]` also takes IPv4 (dual stack), as users expect of "all addresses".
+async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
+    let socket = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6() } else { tokio::net::TcpSocket::new_v4() }
+        .with_context(|| format!("cannot open a {what} socket"))?;
+    socket.set_reuseaddr(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket2::SockRef::from(&socket).set_only_v6(false)?;
+    }
+    socket.bind(addr).map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+            format!("the port is already taken; stop the other program or choose another with {flag}")
+        } else {
+            err.to_string()
+        };
+        anyhow::anyhow!("cannot listen for {what} on {addr}: {hint}")
+    })?;
+    Ok(socket.listen(1024)?)
+}
+
+/// The first start made a key: show it once, with what to paste into OBS.
+fn print_new_keys(config: &Config, new_keys: &[NewKey], rtmp: SocketAddr) {
+    for new in new_keys {
+        let Some(stream) = config.streams.iter().find(|s| s.name == new.stream) else { continue };
+        let port = rtmp.port();
+        println!(
+            "\nNew stream key for stream {name:?} (kept in {path}; shown only this once).\n\
+             In OBS, Settings > Stream, choose Service: Custom, then paste:\n  \
+             Server:     rtmp://THIS-HOST:{port}/{RTMP_APP}\n  \
+             Stream Key: {key}\n\
+             Viewers play rtmp://THIS-HOST:{port}/{RTMP_APP}/{name} or open the web page.\n",
+            name = stream.name,
+            path = new.path.display(),
+            key = stream.key.expose(),
+        );
+    }
+}
+
+async fn shutdown_on_signal(token: CancellationToken) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler works on Unix");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
+        _ = term.recv() => info!("SIGTERM: shutting down"),
+    }
+    token.cancel();
+}

@@ -1,0 +1,11 @@
+//! RTMP in (OBS publishing) and out (VLC, ffplay, ffmpeg playing), on one port.
+//!
+//! - [`listener`]: accept loop and connection limit.
+//! - [`connection`]: the socket task of one connection.
+//! - [`session`]: the protocol logic (rml_rtmp plus our mapping to the hub).
+//! - [`chunk`]: media chunking for players without copying payloads.
+
+pub mod chunk;
+pub mod connection;
+pub mod listener;
+pub mod session;

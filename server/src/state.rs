@@ -1,0 +1,34 @@
+//! What every HTTP handler can reach: handles that are cheap to clone.
+
+use std::sync::Arc;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+
+use crate::config::Config;
+use crate::media::StreamHub;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub hub: StreamHub,
+    /// Where the built web app lives and what its files are called.
+    pub leptos: LeptosOptions,
+}
+
+impl AppState {
+    pub fn new(config: Arc<Config>, hub: StreamHub) -> Self {
+        let leptos = LeptosOptions::builder()
+            .output_name("tinsel")
+            .site_root(config.site_dir.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .build();
+        Self { config, hub, leptos }
+    }
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos.clone()
+    }
+}
