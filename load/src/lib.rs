@@ -1,0 +1,28 @@
+//! Tinsel's RTMP load tool: many concurrent players, each measuring what it
+//! receives, for load tests and for the server's integration tests.
+//!
+//! ```text
+//!  run_many ──spawns, spread over the ramp──> watch_until (one per viewer)
+//!                                                │
+//!   Viewer::connect: TCP, handshake, connect, createStream, play
+//!   Viewer::next_media ──> Media (flv::classify) ──> Tally::record
+//!                                                │ deadline
+//!                                   Tally::finish ──> ViewerReport
+//!  summarize(&[ViewerReport]) ──> Summary (Display, Serialize)
+//! ```
+//!
+//! `viewer` owns the sockets; `flv` and `report` are pure and get arrival
+//! times passed in, so their arithmetic is tested without a server.
+
+mod crowd;
+pub mod flv;
+mod report;
+mod viewer;
+
+pub use crowd::{run_many, watch, watch_until};
+pub use flv::Track;
+pub use report::{
+    KEEPING_UP_SHARE, Summary, Tally, ViewerReport, WARMUP, behind_live, opt_ms, percentile,
+    summarize,
+};
+pub use viewer::{LoadError, Media, Stage, Viewer};

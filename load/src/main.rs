@@ -1,0 +1,98 @@
+//! `tinsel-load`: point a crowd of RTMP viewers at a stream and say whether
+//! they all kept up.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use tinsel_load::{run_many, summarize};
+
+/// Plays an RTMP stream with many concurrent viewers and reports what they
+/// received. Exits 0 when every viewer kept up, 1 otherwise.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Stream to play: rtmp://HOST[:PORT]/APP/STREAM
+    #[arg(long)]
+    url: String,
+    /// Concurrent viewers.
+    #[arg(long, default_value_t = 50)]
+    viewers: usize,
+    /// Seconds over which the viewers join, evenly spread.
+    #[arg(long, default_value_t = 2.0)]
+    ramp_s: f64,
+    /// Seconds every viewer keeps watching after the ramp.
+    #[arg(long, default_value_t = 10.0)]
+    duration_s: f64,
+    /// The stream's frame rate; a viewer keeps up at 90% of it.
+    #[arg(long, default_value_t = 30.0)]
+    expected_fps: f64,
+    /// Print the summary and every viewer's report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    let args = Args::parse();
+    let ramp = seconds("--ramp-s", args.ramp_s)?;
+    let duration = seconds("--duration-s", args.duration_s)?;
+    let reports = run_many(&args.url, args.viewers, ramp, duration).await;
+    let summary = summarize(&reports, args.expected_fps);
+    if args.json {
+        let out = serde_json::json!({ "url": args.url, "summary": summary, "viewers": reports });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!("{summary}");
+        for (error, count) in error_counts(reports.iter().filter_map(|r| r.error.as_deref())) {
+            eprintln!("{count} viewer(s): {error}");
+        }
+    }
+    let all_kept_up = summary.viewers > 0 && summary.keeping_up == summary.viewers;
+    Ok(if all_kept_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
+}
+
+/// Distinct errors, most frequent first.
+fn error_counts<'a>(errors: impl Iterator<Item = &'a str>) -> Vec<(&'a str, usize)> {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for error in errors {
+        match counts.iter_mut().find(|(seen, _)| *seen == error) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((error, 1)),
+        }
+    }
+    counts.sort_by_key(|&(_, count)| std::cmp::Reverse(count));
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_counts_groups_and_orders() {
+        let errors = ["refused", "closed", "refused"];
+        assert_eq!(
+            error_counts(errors.into_iter()),
+            vec![("refused", 2), ("closed", 1)]
+        );
+    }
+
+    #[test]
+    fn seconds_rejects_negative() {
+        assert!(seconds("--ramp-s", -1.0).is_err());
+        assert_eq!(
+            seconds("--ramp-s", 1.5).unwrap(),
+            Duration::from_millis(1500)
+        );
+    }
+}
