@@ -1,0 +1,858 @@
+//! `fanout-bench`: Tinsel against nginx-rtmp with the same published stream
+//! and the same crowd of RTMP viewers, in one run. Starts each server on
+//! free loopback ports, publishes with ffmpeg, watches with `run_many` in
+//! this process, and measures only the server's processes: CPU time over
+//! the viewing window (from /proc/PID/stat) and peak RSS (VmHWM).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use tinsel_load::{Summary, Track, Viewer, opt_ms, run_many, summarize};
+
+/// Where Debian's libnginx-mod-rtmp puts the module.
+const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
+const STREAM_NAME: &str = "tree";
+const TINSEL_KEY: &str = "benchkey12345";
+/// How long a server may take to listen after it was started.
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time given to the stream to flow before viewers join.
+const SETTLE: Duration = Duration::from_secs(3);
+/// How long a probe viewer may wait for a keyframe; the test stream has one
+/// every 2 s.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(6);
+/// How long a process gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// Bytes of a log shown when a process fails.
+const LOG_TAIL: u64 = 2000;
+
+/// Measures Tinsel and nginx-rtmp serving the same stream to N RTMP viewers.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Tinsel binary.
+    #[arg(long, default_value = "target/release/tinsel")]
+    tinsel: PathBuf,
+    /// Concurrent viewers per server.
+    #[arg(long, default_value_t = 500)]
+    viewers: usize,
+    /// Seconds over which the viewers join.
+    #[arg(long, default_value_t = 2.0)]
+    ramp_s: f64,
+    /// Seconds every viewer keeps watching after the ramp.
+    #[arg(long, default_value_t = 20.0)]
+    duration_s: f64,
+    /// Servers to measure, in order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "tinsel,nginx"
+    )]
+    servers: Vec<ServerKind>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// ffmpeg binary used to publish.
+    #[arg(long, default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+    /// nginx binary (with libnginx-mod-rtmp installed).
+    #[arg(long, default_value = "nginx")]
+    nginx: PathBuf,
+}
+
+/// The published stream's frame rate, which viewers are held to.
+const EXPECTED_FPS: f64 = 30.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum ServerKind {
+    Tinsel,
+    Nginx,
+}
+
+impl ServerKind {
+    fn name(self) -> &'static str {
+        match self {
+            ServerKind::Tinsel => "tinsel",
+            ServerKind::Nginx => "nginx",
+        }
+    }
+}
+
+/// One server's figures.
+#[derive(Debug, Serialize)]
+struct Measured {
+    server: ServerKind,
+    /// User plus system CPU time of all the server's processes over the window.
+    cpu_s: f64,
+    /// Wall-clock length of the viewing window.
+    window_s: f64,
+    cpu_percent_of_one_core: f64,
+    /// VmHWM of the server process (for nginx, of its worker).
+    peak_rss_mib: f64,
+    /// CPU time this process (the viewers) used in the same window, for
+    /// judging whether the load generator was the bottleneck.
+    load_generator_cpu_s: f64,
+    summary: Summary,
+    errors: Vec<ErrorCount>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorCount {
+    error: String,
+    viewers: usize,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+enum Outcome {
+    Measured(Measured),
+    Failed { server: ServerKind, error: String },
+}
+
+#[derive(Debug, Serialize)]
+struct Ratios {
+    /// Tinsel's CPU share of a core over nginx's.
+    cpu: Option<f64>,
+    peak_rss: Option<f64>,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    // Servers and ffmpeg are spawned from this, the main thread (tokio runs
+    // the main future on it), so their PR_SET_PDEATHSIG fires only when the
+    // whole benchmark dies. Dropping `run` on a signal stops them cleanly.
+    tokio::select! {
+        code = run(&args) => code,
+        signal = shutdown_signal() => {
+            eprintln!("{signal}; stopping the servers");
+            ExitCode::from(130)
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "interrupted",
+        _ = terminate.recv() => "terminated",
+    }
+}
+
+async fn run(args: &Args) -> ExitCode {
+    let (Ok(ramp), Ok(duration)) = (
+        Duration::try_from_secs_f64(args.ramp_s),
+        Duration::try_from_secs_f64(args.duration_s),
+    ) else {
+        eprintln!("--ramp-s and --duration-s must be non-negative numbers of seconds");
+        return ExitCode::from(2);
+    };
+    let mut outcomes = Vec::new();
+    for &kind in &args.servers {
+        if !args.json {
+            eprintln!(
+                "{}: starting, {} viewers over {:?}, then {:?}",
+                kind.name(),
+                args.viewers,
+                ramp,
+                duration
+            );
+        }
+        let outcome = match bench_one(kind, args, ramp, duration).await {
+            Ok(measured) => Outcome::Measured(measured),
+            Err(err) => Outcome::Failed {
+                server: kind,
+                error: format!("{err:#}"),
+            },
+        };
+        outcomes.push(outcome);
+    }
+    let ratios = ratios(&outcomes);
+    if args.json {
+        let out = serde_json::json!({
+            "viewers": args.viewers,
+            "ramp_s": args.ramp_s,
+            "duration_s": args.duration_s,
+            "expected_fps": EXPECTED_FPS,
+            "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "servers": outcomes,
+            "ratios_tinsel_over_nginx": ratios,
+        });
+        match serde_json::to_string_pretty(&out) {
+            Ok(text) => println!("{text}"),
+            Err(err) => eprintln!("could not write JSON: {err}"),
+        }
+    } else {
+        print!("{}", table(args, &outcomes, &ratios));
+    }
+    let all_ran = outcomes.iter().all(|o| matches!(o, Outcome::Measured(_)));
+    if all_ran {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Starts `kind`, publishes to it, watches it with the crowd, and stops
+/// everything; processes are stopped on every path by their guards.
+async fn bench_one(
+    kind: ServerKind,
+    args: &Args,
+    ramp: Duration,
+    duration: Duration,
+) -> anyhow::Result<Measured> {
+    let dir = TempDir::create(kind.name())?;
+    let rtmp_port = free_port()?;
+    let mut server = match kind {
+        ServerKind::Tinsel => start_tinsel(&args.tinsel, &dir, rtmp_port)?,
+        ServerKind::Nginx => start_nginx(&args.nginx, &dir, rtmp_port)?,
+    };
+    wait_listening(&mut server, rtmp_port).await?;
+
+    let base = format!("rtmp://127.0.0.1:{rtmp_port}/live");
+    let (publish_url, play_url) = match kind {
+        ServerKind::Tinsel => (
+            format!("{base}/{TINSEL_KEY}"),
+            format!("{base}/{STREAM_NAME}"),
+        ),
+        ServerKind::Nginx => (
+            format!("{base}/{STREAM_NAME}"),
+            format!("{base}/{STREAM_NAME}"),
+        ),
+    };
+    let mut publisher = start_ffmpeg(&args.ffmpeg, &dir, &publish_url)?;
+    tokio::time::sleep(SETTLE).await;
+    publisher.check_running()?;
+    server.check_running()?;
+    probe(&play_url)
+        .await
+        .with_context(|| format!("the stream does not play from {play_url}"))?;
+
+    let server_pid = server.pid();
+    let cpu_before = tree_cpu_seconds(server_pid)?;
+    let self_before = process_cpu_seconds(std::process::id() as i32)?;
+    let started = Instant::now();
+    let reports = run_many(&play_url, args.viewers, ramp, duration).await;
+    let window = started.elapsed();
+    let cpu_after = tree_cpu_seconds(server_pid)?;
+    let self_after = process_cpu_seconds(std::process::id() as i32)?;
+    let peak_rss_kib = match kind {
+        ServerKind::Tinsel => peak_rss_kib(server_pid)?,
+        // The worker serves the connections; the master only supervises.
+        ServerKind::Nginx => descendants(server_pid)
+            .into_iter()
+            .filter_map(|pid| peak_rss_kib(pid).ok())
+            .max()
+            .unwrap_or(0),
+    };
+    // Still running at the end means nobody left early through a crash.
+    server.check_running()?;
+    publisher.stop();
+    server.stop();
+
+    let cpu_s = cpu_after - cpu_before;
+    let summary = summarize(&reports, EXPECTED_FPS);
+    let errors = error_counts(reports.iter().filter_map(|r| r.error.as_deref()));
+    Ok(Measured {
+        server: kind,
+        cpu_s,
+        window_s: window.as_secs_f64(),
+        cpu_percent_of_one_core: 100.0 * cpu_s / window.as_secs_f64(),
+        peak_rss_mib: peak_rss_kib as f64 / 1024.0,
+        load_generator_cpu_s: self_after - self_before,
+        summary,
+        errors,
+    })
+}
+
+fn start_tinsel(binary: &Path, dir: &TempDir, rtmp_port: u16) -> anyhow::Result<Guarded> {
+    let http_port = free_port()?;
+    let mut command = Command::new(binary);
+    command
+        .arg("serve")
+        .arg("--rtmp-listen")
+        .arg(format!("127.0.0.1:{rtmp_port}"))
+        .arg("--http-listen")
+        .arg(format!("127.0.0.1:{http_port}"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--stream")
+        .arg(format!("{STREAM_NAME}={TINSEL_KEY}"));
+    // Tinsel reads TINSEL_* settings; the caller's must not change the run.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TINSEL_") {
+            command.env_remove(name);
+        }
+    }
+    Guarded::spawn("tinsel", command, dir.path().join("tinsel.log")).with_context(|| {
+        format!(
+            "could not start {}; build it with `cargo build -p tinsel --release`",
+            binary.display()
+        )
+    })
+}
+
+fn start_nginx(binary: &Path, dir: &TempDir, rtmp_port: u16) -> anyhow::Result<Guarded> {
+    if !Path::new(NGINX_RTMP_MODULE).exists() {
+        bail!(
+            "{NGINX_RTMP_MODULE} is missing; install it with `apt-get install nginx libnginx-mod-rtmp`"
+        );
+    }
+    let config = dir.path().join("nginx.conf");
+    std::fs::write(&config, nginx_config(dir.path(), rtmp_port))
+        .with_context(|| format!("could not write {}", config.display()))?;
+    let mut command = Command::new(binary);
+    // -e: the error log before the config is read, which would otherwise be
+    // the system one.
+    command
+        .arg("-e")
+        .arg(dir.path().join("error.log"))
+        .arg("-c")
+        .arg(&config)
+        .arg("-p")
+        .arg(dir.path());
+    Guarded::spawn("nginx", command, dir.path().join("nginx.log")).with_context(|| {
+        format!(
+            "could not start {}; install it with `apt-get install nginx libnginx-mod-rtmp`",
+            binary.display()
+        )
+    })
+}
+
+fn nginx_config(dir: &Path, rtmp_port: u16) -> String {
+    let dir = dir.display();
+    format!(
+        "load_module {NGINX_RTMP_MODULE};\n\
+         worker_processes 1;\n\
+         daemon off;\n\
+         error_log {dir}/error.log;\n\
+         pid {dir}/nginx.pid;\n\
+         events {{ worker_connections 4096; }}\n\
+         rtmp {{\n    server {{\n        listen 127.0.0.1:{rtmp_port};\n        chunk_size 4096;\n        \
+         application live {{ live on; }}\n    }}\n}}\n"
+    )
+}
+
+/// Publishes a synthetic stream the way OBS would: x264 with a 2 s GOP, no
+/// B-frames, constant 2.5 Mbit/s, and AAC audio, in real time.
+fn start_ffmpeg(binary: &Path, dir: &TempDir, url: &str) -> anyhow::Result<Guarded> {
+    let mut command = Command::new(binary);
+    command.args(["-hide_banner", "-nostdin", "-loglevel", "warning"]);
+    command.args(["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"]);
+    command.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
+    command.args([
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-tune",
+        "zerolatency",
+        "-g",
+        "60",
+        "-bf",
+        "0",
+    ]);
+    command.args([
+        "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k", "-pix_fmt", "yuv420p",
+    ]);
+    command.args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url]);
+    Guarded::spawn("ffmpeg", command, dir.path().join("ffmpeg.log")).with_context(|| {
+        format!(
+            "could not start {}; install it with `apt-get install ffmpeg`",
+            binary.display()
+        )
+    })
+}
+
+/// Polls until something accepts on `port`, or the process exits.
+async fn wait_listening(process: &mut Guarded, port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        process.check_running()?;
+        if TcpStream::connect_timeout(
+            &(Ipv4Addr::LOCALHOST, port).into(),
+            Duration::from_millis(200),
+        )
+        .is_ok()
+        {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "{} did not listen on port {port} within {START_TIMEOUT:?}{}",
+                process.name,
+                process.log_tail()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One viewer that must see a keyframe, so that a broken setup fails here
+/// with a clear message rather than as 500 failed viewers.
+async fn probe(url: &str) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + PROBE_TIMEOUT;
+    let mut viewer = Viewer::connect(url, PROBE_TIMEOUT).await?;
+    loop {
+        match tokio::time::timeout_at(deadline, viewer.next_media()).await {
+            Ok(Ok(Some(media)))
+                if media.track == Track::Video && media.keyframe && !media.config =>
+            {
+                return Ok(());
+            }
+            Ok(Ok(Some(_))) => {}
+            Ok(Ok(None)) => bail!("the server closed the probe connection"),
+            Ok(Err(err)) => return Err(err.into()),
+            Err(_) => bail!("no keyframe within {PROBE_TIMEOUT:?}"),
+        }
+    }
+}
+
+/// A child process that is stopped when the guard goes, whatever the path.
+struct Guarded {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+    stopped: bool,
+}
+
+impl Guarded {
+    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> anyhow::Result<Guarded> {
+        let out =
+            File::create(&log).with_context(|| format!("could not create {}", log.display()))?;
+        command
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out);
+        // SAFETY: the closure runs in the forked child before exec and only
+        // makes one async-signal-safe system call.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn()?;
+        Ok(Guarded {
+            name,
+            child,
+            log,
+            stopped: false,
+        })
+    }
+
+    fn pid(&self) -> i32 {
+        // Linux pids fit in i32 (pid_max is at most 2^22).
+        self.child.id() as i32
+    }
+
+    /// Fails, with the end of the process's log, if it has exited.
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        match self.child.try_wait()? {
+            None => Ok(()),
+            Some(status) => bail!("{} exited ({status}){}", self.name, self.log_tail()),
+        }
+    }
+
+    fn log_tail(&self) -> String {
+        read_tail(&self.log, LOG_TAIL)
+            .map(|text| format!("; end of its log:\n{}", text.trim_end()))
+            .unwrap_or_default()
+    }
+
+    /// SIGTERM, then SIGKILL for the process and everything it started if
+    /// it has not gone within [`STOP_GRACE`]. Bounded; idempotent.
+    fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let pid = self.pid();
+        // Taken before the parent goes: orphans are re-parented and could
+        // not be found afterwards.
+        let family = descendants(pid);
+        // SAFETY: plain system call on a pid we spawned and have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        if !wait_exit(&mut self.child, STOP_GRACE) {
+            let _ = self.child.kill();
+            wait_exit(&mut self.child, STOP_GRACE);
+        }
+        for pid in family {
+            if is_alive(pid) {
+                // SAFETY: as above; a pid reused in these few seconds would
+                // have to be one of ours to be hit, and is checked as alive.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Polls for the child's exit for at most `limit`; true once it is reaped.
+fn wait_exit(child: &mut Child, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|text| parse_stat(&text))
+        .is_some_and(|stat| stat.state != 'Z')
+}
+
+/// A temporary directory for one server's config, logs and data, removed
+/// when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn create(label: &str) -> anyhow::Result<TempDir> {
+        let path =
+            std::env::temp_dir().join(format!("fanout-bench-{}-{label}", std::process::id()));
+        std::fs::create_dir_all(&path)
+            .with_context(|| format!("could not create {}", path.display()))?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Asks the kernel for a free loopback port. Another process could take it
+/// before the server binds; on a bench machine that is unlikely enough.
+fn free_port() -> anyhow::Result<u16> {
+    let listener =
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn read_tail(path: &Path, bytes: u64) -> Option<String> {
+    let mut file = File::open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    file.seek(SeekFrom::Start(len.saturating_sub(bytes))).ok()?;
+    let mut buf = Vec::new();
+    file.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// The fields of /proc/PID/stat this tool uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stat {
+    state: char,
+    ppid: i32,
+    /// utime + stime, in clock ticks.
+    cpu_ticks: u64,
+}
+
+/// Parses /proc/PID/stat (proc(5)). The command name, field 2, is in
+/// parentheses and may itself hold spaces and parentheses, so fields are
+/// counted from the last `)`.
+fn parse_stat(text: &str) -> Option<Stat> {
+    let after_comm = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        cpu_ticks: utime + stime,
+    })
+}
+
+/// `VmHWM` from /proc/PID/status, in KiB.
+fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line["VmHWM:".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// All processes below `root`, found by their parent ids.
+fn descendants(root: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let stat = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+            Some((pid, stat.ppid))
+        })
+        .collect();
+    descendants_in(root, &parents)
+}
+
+/// `(pid, ppid)` pairs to the pids below `root`.
+fn descendants_in(root: i32, parents: &[(i32, i32)]) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    // Bounded: each pid is added at most once, as pids are unique.
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in parents {
+            if ppid == parent && pid != root && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// CPU seconds used so far by one process (all its threads).
+fn process_cpu_seconds(pid: i32) -> anyhow::Result<f64> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("could not read {path}"))?;
+    let stat = parse_stat(&text).with_context(|| format!("could not parse {path}"))?;
+    Ok(stat.cpu_ticks as f64 / clock_ticks_per_second())
+}
+
+/// CPU seconds used so far by `root` and every process below it.
+fn tree_cpu_seconds(root: i32) -> anyhow::Result<f64> {
+    let mut total = process_cpu_seconds(root)?;
+    for pid in descendants(root) {
+        // A child that exited in between has nothing left to count.
+        total += process_cpu_seconds(pid).unwrap_or(0.0);
+    }
+    Ok(total)
+}
+
+fn peak_rss_kib(pid: i32) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("could not read {path}"))?;
+    parse_vm_hwm(&text).with_context(|| format!("no VmHWM in {path}"))
+}
+
+/// Distinct viewer errors, most frequent first.
+fn error_counts<'a>(errors: impl Iterator<Item = &'a str>) -> Vec<ErrorCount> {
+    let mut counts: Vec<ErrorCount> = Vec::new();
+    for error in errors {
+        match counts.iter_mut().find(|seen| seen.error == error) {
+            Some(seen) => seen.viewers += 1,
+            None => counts.push(ErrorCount {
+                error: error.to_string(),
+                viewers: 1,
+            }),
+        }
+    }
+    counts.sort_by_key(|count| std::cmp::Reverse(count.viewers));
+    counts
+}
+
+fn ratios(outcomes: &[Outcome]) -> Ratios {
+    let find = |kind| {
+        outcomes.iter().find_map(|outcome| match outcome {
+            Outcome::Measured(m) if m.server == kind => Some(m),
+            _ => None,
+        })
+    };
+    let (Some(tinsel), Some(nginx)) = (find(ServerKind::Tinsel), find(ServerKind::Nginx)) else {
+        return Ratios {
+            cpu: None,
+            peak_rss: None,
+        };
+    };
+    let ratio = |a: f64, b: f64| (b > 0.0).then(|| a / b);
+    Ratios {
+        cpu: ratio(
+            tinsel.cpu_percent_of_one_core,
+            nginx.cpu_percent_of_one_core,
+        ),
+        peak_rss: ratio(tinsel.peak_rss_mib, nginx.peak_rss_mib),
+    }
+}
+
+fn table(args: &Args, outcomes: &[Outcome], ratios: &Ratios) -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} RTMP viewers joining over {} s, then {} s each; 1280x720 30 fps x264 2500k + AAC 128k; {cores} cores",
+        args.viewers, args.ramp_s, args.duration_s
+    );
+    let _ = writeln!(
+        out,
+        "{:<7} | {:>6} | {:>17} | {:>12} | {:>10} | {:>11} | {:>8} | {:>18}",
+        "server",
+        "CPU s",
+        "CPU % of one core",
+        "peak RSS MiB",
+        "keeping up",
+        "TTFK median",
+        "TTFK p95",
+        "behind live median"
+    );
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Measured(m) => {
+                let _ = writeln!(
+                    out,
+                    "{:<7} | {:>6.2} | {:>17.1} | {:>12.1} | {:>10} | {:>11} | {:>8} | {:>18}",
+                    m.server.name(),
+                    m.cpu_s,
+                    m.cpu_percent_of_one_core,
+                    m.peak_rss_mib,
+                    format!("{}/{}", m.summary.keeping_up, m.summary.viewers),
+                    opt_ms(m.summary.ttfk_median),
+                    opt_ms(m.summary.ttfk_p95),
+                    opt_ms(m.summary.behind_live_median),
+                );
+            }
+            Outcome::Failed { server, .. } => {
+                let _ = writeln!(out, "{:<7} | failed (see below)", server.name());
+            }
+        }
+    }
+    let ratio = |r: Option<f64>| r.map_or_else(|| "-".to_string(), |r| format!("{r:.2}x"));
+    let _ = writeln!(
+        out,
+        "Tinsel/nginx: CPU {}, peak RSS {}",
+        ratio(ratios.cpu),
+        ratio(ratios.peak_rss)
+    );
+    for outcome in outcomes {
+        match outcome {
+            Outcome::Measured(m) => {
+                let fps = m
+                    .summary
+                    .fps_median
+                    .map_or_else(|| "-".to_string(), |fps| format!("{fps:.1}"));
+                let _ = writeln!(
+                    out,
+                    "{}: window {:.1} s, median received fps {fps}, {} failed; load generator used {:.2} CPU s",
+                    m.server.name(),
+                    m.window_s,
+                    m.summary.failed,
+                    m.load_generator_cpu_s
+                );
+                for error in &m.errors {
+                    let _ = writeln!(out, "  {} viewer(s): {}", error.viewers, error.error);
+                }
+            }
+            Outcome::Failed { server, error } => {
+                let _ = writeln!(out, "{}: {error}", server.name());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_the_name() {
+        let text = "4242 (nginx: (worker) process) S 4241 4241 4241 0 -1 4194624 120 0 0 0 \
+                    731 205 0 0 20 0 1 0 12345 12345678 1234 18446744073709551615";
+        assert_eq!(
+            parse_stat(text),
+            Some(Stat {
+                state: 'S',
+                ppid: 4241,
+                cpu_ticks: 936
+            })
+        );
+    }
+
+    #[test]
+    fn stat_truncated_is_none() {
+        assert_eq!(parse_stat("1 (init) S 0 1"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn vm_hwm_in_kib() {
+        let status =
+            "Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(5120));
+        assert_eq!(parse_vm_hwm("Name:\tkthreadd\n"), None);
+    }
+
+    #[test]
+    fn descendants_follow_parent_ids() {
+        let parents = [(1, 0), (10, 1), (11, 10), (12, 10), (13, 12), (20, 1)];
+        let mut found = descendants_in(10, &parents);
+        found.sort_unstable();
+        assert_eq!(found, vec![11, 12, 13]);
+        assert!(descendants_in(13, &parents).is_empty());
+    }
+
+    #[test]
+    fn nginx_config_listens_on_loopback_only() {
+        let config = nginx_config(Path::new("/tmp/x"), 19350);
+        assert!(config.contains("listen 127.0.0.1:19350;"), "{config}");
+        assert!(config.contains("load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;"));
+        assert!(config.contains("daemon off;"));
+        assert!(config.contains("pid /tmp/x/nginx.pid;"));
+        assert!(config.contains("application live { live on; }"));
+    }
+
+    #[test]
+    fn error_counts_most_frequent_first() {
+        let counts = error_counts(["a", "b", "b"].into_iter());
+        let pairs: Vec<_> = counts
+            .iter()
+            .map(|c| (c.error.as_str(), c.viewers))
+            .collect();
+        assert_eq!(pairs, vec![("b", 2), ("a", 1)]);
+    }
+
+    #[test]
+    fn this_process_has_a_cpu_time_and_peak_rss() {
+        let pid = std::process::id() as i32;
+        assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
+        assert!(peak_rss_kib(pid).unwrap() > 0);
+    }
+}
