@@ -18,9 +18,12 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 pub const VIDEO_CSID: u8 = 8;
 /// Chunk stream id for audio messages.
 pub const AUDIO_CSID: u8 = 9;
+/// Chunk stream id for `onMetaData`.
+pub const DATA_CSID: u8 = 10;
 /// RTMP message type ids (spec 7.1).
 pub const MSG_AUDIO: u8 = 8;
 pub const MSG_VIDEO: u8 = 9;
+pub const MSG_DATA: u8 = 18;
 /// Timestamps from this value up go in the extended timestamp field.
 const EXTENDED: u32 = 0x00ff_ffff;
 

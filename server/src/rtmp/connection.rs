@@ -19,6 +19,11 @@ use crate::media::StreamHub;
 
 /// Frames queued for one write at most, so one write stays bounded.
 const MAX_BATCH_FRAMES: usize = 64;
+/// The kernel send buffer of a player's socket. Left to autotuning it grows to
+/// megabytes per viewer, and a stalled player hides behind it for tens of
+/// seconds; 512 KiB is over a second of a 3 Mbit/s stream, plenty to ride out
+/// jitter on any real link.
+const PLAYER_SEND_BUFFER: usize = 512 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -86,6 +91,9 @@ async fn run(
                 queued += 1;
                 if due.is_none() {
                     due = Some(if started { Instant::now() + batch } else { Instant::now() });
+                }
+                if !started {
+                    let _ = socket2::SockRef::from(&*socket).set_send_buffer_size(PLAYER_SEND_BUFFER);
                 }
             }
             () = sleep_until(due), if due.is_some() => {

@@ -14,6 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_amf0::Amf0Value;
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionError, ServerSessionEvent,
     ServerSessionResult, StreamMetadata,
@@ -136,12 +137,11 @@ impl RtmpSession {
             return Ok(());
         };
         let stream_id = *stream_id;
-        // A new codec configuration means a (new) publisher: send its metadata
-        // first, as a player that joined at this point would get it.
+        // Codec configuration comes first for every player and again with each
+        // new publisher: the metadata goes just before it.
         if frame.config && frame.track == Track::Video {
             if let Some(metadata) = subscription.metadata() {
-                let packet = self.session_mut().send_metadata(stream_id, &to_rml(&metadata))?;
-                self.output.push(packet.bytes.into());
+                push_metadata(&mut self.output, stream_id, &metadata);
             }
         }
         let (csid, type_id) = match frame.track {
@@ -270,11 +270,7 @@ impl RtmpSession {
         match self.hub.subscribe(name, Protocol::Rtmp, Join::CatchUp) {
             Ok(subscription) => {
                 let results = self.session_mut().accept_request(request_id)?;
-                self.handle_results(results, now)?;
-                if let Some(metadata) = subscription.metadata() {
-                    let packet = self.session_mut().send_metadata(stream_id, &to_rml(&metadata))?;
-                    self.output.push(packet.bytes.into());
-                }
+                self.handle_results(without_data_notices(results), now)?;
                 info!(peer = %self.peer, stream = %name, "player started");
                 self.role = Role::Playing { subscription, stream_id };
                 Ok(())
@@ -327,20 +323,63 @@ fn from_rml(metadata: &StreamMetadata) -> Metadata {
     }
 }
 
-fn to_rml(metadata: &Metadata) -> StreamMetadata {
-    let mut out = StreamMetadata::new();
-    out.video_width = metadata.width;
-    out.video_height = metadata.height;
-    out.video_frame_rate = metadata.frame_rate;
-    out.video_codec_id = metadata.video_codec_id;
-    out.video_bitrate_kbps = metadata.video_kbps;
-    out.audio_codec_id = metadata.audio_codec_id;
-    out.audio_bitrate_kbps = metadata.audio_kbps;
-    out.audio_sample_rate = metadata.audio_sample_rate;
-    out.audio_channels = metadata.audio_channels;
-    out.audio_is_stereo = metadata.audio_channels.map(|channels| channels > 1);
-    out.encoder = metadata.encoder.clone();
-    out
+/// rml_rtmp answers `play` with two AMF0 data messages, `|RtmpSampleAccess` and
+/// an `onStatus` of `NetStream.Data.Start`. FFmpeg (and so VLC) turns each into
+/// an extra data or subtitle track that breaks `-c copy` remuxing, so they are
+/// left out. rml_rtmp puts AMF0 data, and only that, on chunk stream 3; for a
+/// player nothing else goes there later (metadata goes out through
+/// [`push_metadata`]), so no later header is compressed against a dropped one.
+fn without_data_notices(results: Vec<ServerSessionResult>) -> Vec<ServerSessionResult> {
+    const AMF0_DATA_CSID: u8 = 3;
+    results
+        .into_iter()
+        .filter(|result| match result {
+            ServerSessionResult::OutboundResponse(packet) => {
+                packet.bytes.first().is_none_or(|basic| basic & 0x3f != AMF0_DATA_CSID)
+            }
+            _ => true,
+        })
+        .collect()
+}
+
+/// Queues `onMetaData` (FLV spec E.5) for a player.
+///
+/// Always at timestamp 0: FFmpeg's FLV reader takes script data at any other
+/// time for a subtitle packet and adds a phantom text track.
+fn push_metadata(output: &mut BufList, stream_id: u32, metadata: &Metadata) {
+    let mut properties = std::collections::HashMap::new();
+    let mut number = |key: &str, value: Option<f64>| {
+        if let Some(value) = value {
+            properties.insert(key.to_string(), Amf0Value::Number(value));
+        }
+    };
+    number("width", metadata.width.map(f64::from));
+    number("height", metadata.height.map(f64::from));
+    number("framerate", metadata.frame_rate.map(f64::from));
+    number("videocodecid", metadata.video_codec_id.map(f64::from));
+    number("videodatarate", metadata.video_kbps.map(f64::from));
+    number("audiocodecid", metadata.audio_codec_id.map(f64::from));
+    number("audiodatarate", metadata.audio_kbps.map(f64::from));
+    number("audiosamplerate", metadata.audio_sample_rate.map(f64::from));
+    number("audiochannels", metadata.audio_channels.map(f64::from));
+    if let Some(channels) = metadata.audio_channels {
+        properties.insert("stereo".to_string(), Amf0Value::Boolean(channels > 1));
+    }
+    if let Some(encoder) = &metadata.encoder {
+        properties.insert("encoder".to_string(), Amf0Value::Utf8String(encoder.clone()));
+    }
+    let values = [Amf0Value::Utf8String("onMetaData".to_string()), Amf0Value::Object(properties)];
+    // Serializing numbers, booleans and strings cannot fail.
+    let payload = rml_amf0::serialize(&values.to_vec()).expect("plain AMF0 values serialize");
+    chunk::push_message(
+        output,
+        chunk::DATA_CSID,
+        chunk::MSG_DATA,
+        stream_id,
+        0,
+        &payload.into(),
+        CHUNK_SIZE as usize,
+    );
 }
 
 #[cfg(test)]

@@ -1,0 +1,252 @@
+//! Test harness: the real `tinsel` binary on loopback ports, and real peers
+//! (ffmpeg, ffprobe, VLC) around it. Every wait has a deadline.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const KEY: &str = "test-key-0123456789";
+
+/// A `tinsel serve` process on ports the OS picked.
+pub struct Server {
+    child: Child,
+    pub rtmp: SocketAddr,
+    pub http: SocketAddr,
+    logs: Arc<Mutex<Vec<String>>>,
+    pub data_dir: PathBuf,
+}
+
+impl Server {
+    pub fn start(extra: &[&str]) -> Server {
+        Self::start_in(temp_dir("data"), extra)
+    }
+
+    pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tinsel"))
+            .args(["serve", "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(["--stream", &format!("tree={KEY}")])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tinsel");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut server = Server {
+            child,
+            rtmp: "0.0.0.0:0".parse().unwrap(),
+            http: "0.0.0.0:0".parse().unwrap(),
+            logs,
+            data_dir,
+        };
+        server.rtmp = server.wait_for_address("RTMP listening");
+        server.http = server.wait_for_address("HTTP listening");
+        server
+    }
+
+    fn wait_for_address(&self, marker: &str) -> SocketAddr {
+        let line = wait_for(Duration::from_secs(20), &format!("log line {marker:?}"), || {
+            self.logs().into_iter().find(|line| line.contains(marker))
+        });
+        let addr = line.split("addr=").nth(1).expect("addr= in the line").trim();
+        addr.parse().expect("a socket address")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().unwrap().clone()
+    }
+
+    pub fn publish_url(&self) -> String {
+        format!("rtmp://{}/live/{KEY}", self.rtmp)
+    }
+
+    pub fn play_url(&self) -> String {
+        format!("rtmp://{}/live/tree", self.rtmp)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, String) {
+        match ureq::get(&format!("http://{}{path}", self.http)).timeout(Duration::from_secs(10)).call() {
+            Ok(response) => (response.status(), response.into_string().unwrap_or_default()),
+            Err(ureq::Error::Status(code, response)) => (code, response.into_string().unwrap_or_default()),
+            Err(err) => panic!("GET {path}: {err}"),
+        }
+    }
+
+    /// The `/api/streams` entry of the `tree` stream.
+    pub fn tree_status(&self) -> serde_json::Value {
+        let (status, body) = self.get("/api/streams");
+        assert_eq!(status, 200, "{body}");
+        let list: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        list.as_array()
+            .and_then(|streams| streams.iter().find(|s| s["name"] == "tree").cloned())
+            .expect("the tree stream is listed")
+    }
+
+    pub fn wait_live(&self, live: bool) {
+        wait_for(Duration::from_secs(20), &format!("stream live = {live}"), || {
+            (self.tree_status()["live"] == live).then_some(())
+        });
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+
+    /// Sends SIGTERM and returns the exit status, or panics after a deadline.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        signal(self.child.id(), libc::SIGTERM);
+        wait_exit(&mut self.child, Duration::from_secs(15)).expect("tinsel exits after SIGTERM")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An ffmpeg process publishing a synthetic stream like OBS does: 720p30 H.264
+/// (no B-frames, keyframe every 2 s) and AAC.
+pub struct Publisher {
+    child: Child,
+}
+
+impl Publisher {
+    pub fn start(url: &str) -> Publisher {
+        Self::start_with(url, &[])
+    }
+
+    pub fn start_with(url: &str, video_options: &[&str]) -> Publisher {
+        let child = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
+            .args(["-g", "60", "-bf", "0", "-b:v", "2500k", "-pix_fmt", "yuv420p"])
+            .args(video_options)
+            .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ffmpeg (is it installed?)");
+        Publisher { child }
+    }
+
+    /// Waits for ffmpeg to end; `None` if it is still running at the deadline.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        wait_exit(&mut self.child, within)
+    }
+
+    pub fn stderr(&mut self) -> String {
+        use std::io::Read;
+        let mut text = String::new();
+        if let Some(mut err) = self.child.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn signal(pid: u32, signal: i32) {
+    // SAFETY: kill(2) with a pid we spawned; no memory is involved.
+    unsafe {
+        libc::kill(pid as i32, signal);
+    }
+}
+
+pub fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls `check` until it gives a value, or panics naming `what` at the deadline.
+pub fn wait_for<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+pub fn temp_dir(label: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "tinsel-test-{label}-{}-{:?}",
+        std::process::id(),
+        Instant::now()
+    ).replace([' ', '{', '}', ':', ','], ""));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Runs a command to completion with a deadline, returning (success, stdout, stderr).
+pub fn run(command: &mut Command, within: Duration) -> (bool, String, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("start {command:?}: {err}"));
+    let out = child.stdout.take().unwrap();
+    let err = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(err).unwrap_or_default());
+    let status = wait_exit(&mut child, within);
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let (out, err) = (out.join().unwrap(), err.join().unwrap());
+    assert!(status.is_some(), "{command:?} did not finish within {within:?}; stderr: {err}");
+    (status.unwrap().success(), out, err)
+}
