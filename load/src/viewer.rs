@@ -6,6 +6,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use rml_amf0::Amf0Value;
 use rml_rtmp::chunk_io::ChunkDeserializer;
 use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, PeerType};
 use rml_rtmp::messages::RtmpMessage;
@@ -64,7 +65,7 @@ pub enum LoadError {
     },
     #[error("the server refused the connection while {stage}: {reason}")]
     Refused { stage: Stage, reason: String },
-    #[error("timed out after {after:?} while {stage}")]
+    #[error("timed out after {:.1} s while {stage}", .after.as_secs_f64())]
     Timeout { stage: Stage, after: Duration },
     #[error("the server closed the connection while {stage}")]
     Closed { stage: Stage },
@@ -178,6 +179,31 @@ fn is_refusal(code: &str) -> bool {
     ]
     .iter()
     .any(|suffix| code.ends_with(suffix))
+}
+
+/// The refusal in an answer to a command ClientSession does not track.
+/// rml_rtmp's own server (and so Tinsel) refuses `play` with an `_error`
+/// command on transaction 0, which `ClientSession` hands on as an unknown
+/// transaction result carrying the status object.
+fn refusal_in(values: &[Amf0Value]) -> Option<String> {
+    values.iter().find_map(|value| {
+        let Amf0Value::Object(properties) = value else {
+            return None;
+        };
+        let text = |key: &str| match properties.get(key) {
+            Some(Amf0Value::Utf8String(text)) => text.as_str(),
+            _ => "",
+        };
+        let (code, level, description) = (text("code"), text("level"), text("description"));
+        let refused = is_refusal(code) || level == "error" || level == "_error";
+        refused.then(|| {
+            if description.is_empty() {
+                code.to_string()
+            } else {
+                format!("{code}: {description}")
+            }
+        })
+    })
 }
 
 /// Watches the bytes the session sends for the `play` command, which is
@@ -463,6 +489,15 @@ impl Viewer {
                         reason: code,
                     })
                 }
+                ClientSessionEvent::UnknownTransactionResultReceived {
+                    additional_values, ..
+                } => match refusal_in(&additional_values) {
+                    Some(reason) => Err(LoadError::Refused {
+                        stage: Stage::Play,
+                        reason,
+                    }),
+                    None => Ok(None),
+                },
                 _ => Ok(None),
             })
             .await;
@@ -648,6 +683,30 @@ mod tests {
     }
 
     #[test]
+    fn refusal_in_an_error_status_object() {
+        let status = |level: &str, code: &str| {
+            let mut properties = std::collections::HashMap::new();
+            properties.insert("level".to_string(), Amf0Value::Utf8String(level.into()));
+            properties.insert("code".to_string(), Amf0Value::Utf8String(code.into()));
+            properties.insert(
+                "description".to_string(),
+                Amf0Value::Utf8String("no such stream".into()),
+            );
+            vec![Amf0Value::Null, Amf0Value::Object(properties)]
+        };
+        assert_eq!(
+            refusal_in(&status("_error", "NetStream.Play.StreamNotFound")).as_deref(),
+            Some("NetStream.Play.StreamNotFound: no such stream")
+        );
+        assert_eq!(
+            refusal_in(&status("error", "Whatever")).as_deref(),
+            Some("Whatever: no such stream")
+        );
+        assert_eq!(refusal_in(&status("status", "NetStream.Play.Reset")), None);
+        assert_eq!(refusal_in(&[Amf0Value::Number(1.0)]), None);
+    }
+
+    #[test]
     fn play_watch_finds_the_stream_id_of_play() {
         let (mut session, _) = ClientSession::new(ClientSessionConfig::new()).unwrap();
         let mut watch = PlayWatch::new();
@@ -660,7 +719,6 @@ mod tests {
 
         // The messages rml_rtmp's own ServerSession would send back, built
         // by hand: _result for connect (transaction 1) and createStream (2).
-        use rml_amf0::Amf0Value;
         use rml_rtmp::chunk_io::ChunkSerializer;
         use rml_rtmp::time::RtmpTimestamp;
         let mut server = ChunkSerializer::new();
