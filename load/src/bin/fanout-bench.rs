@@ -831,11 +831,11 @@ mod tests {
 
     #[test]
     fn nginx_config_listens_on_loopback_only() {
-        let config = nginx_config(Path::new("/tmp/x"), 19350);
+        let config = nginx_config(Path::new("/bench"), 19350);
         assert!(config.contains("listen 127.0.0.1:19350;"), "{config}");
         assert!(config.contains("load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;"));
         assert!(config.contains("daemon off;"));
-        assert!(config.contains("pid /tmp/x/nginx.pid;"));
+        assert!(config.contains("pid /bench/nginx.pid;"));
         assert!(config.contains("application live { live on; }"));
     }
 
