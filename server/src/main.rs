@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Parser;
 use tinsel::config::{Cli, Command, Config, NewKey, RTMP_APP};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
@@ -44,7 +45,9 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
         };
         print_new_keys(&config, &new_keys, listeners.rtmp.local_addr()?);
         let token = CancellationToken::new();
-        tokio::spawn(shutdown_on_signal(token.clone()));
+        // Handlers are in place before anyone can learn that the server is up.
+        let signals = Signals::install()?;
+        tokio::spawn(signals.cancel_on_first(token.clone()));
         tinsel::run(config, listeners, token).await.context("the HTTP server failed")
     })?;
     info!("stopped");
@@ -88,12 +91,25 @@ fn print_new_keys(config: &Config, new_keys: &[NewKey], rtmp: SocketAddr) {
     }
 }
 
-async fn shutdown_on_signal(token: CancellationToken) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing a SIGTERM handler works on Unix");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => info!("SIGINT: shutting down"),
-        _ = term.recv() => info!("SIGTERM: shutting down"),
+/// SIGINT (Ctrl-C) and SIGTERM, caught from startup on.
+struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("cannot catch SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("cannot catch SIGTERM")?,
+        })
     }
-    token.cancel();
+
+    async fn cancel_on_first(mut self, token: CancellationToken) {
+        tokio::select! {
+            _ = self.interrupt.recv() => info!("SIGINT: shutting down"),
+            _ = self.terminate.recv() => info!("SIGTERM: shutting down"),
+        }
+        token.cancel();
+    }
 }

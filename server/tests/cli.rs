@@ -66,12 +66,18 @@ fn first_output(dir: &std::path::Path) -> String {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
-    let ready = std::thread::spawn(move || {
-        BufReader::new(stderr).lines().map_while(Result::ok).any(|l| l.contains("HTTP listening"))
+    let (ready_tx, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Reads to the end, so the server never writes into a closed pipe.
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("HTTP listening") {
+                let _ = ready_tx.send(());
+            }
+        }
     });
     let stdout = child.stdout.take().unwrap();
     let printed = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    common::wait_for(Duration::from_secs(20), "the server to be ready", || ready.is_finished().then_some(()));
+    ready.recv_timeout(Duration::from_secs(20)).expect("the server gets ready");
     common::signal(child.id(), libc::SIGTERM);
     let status = common::wait_exit(&mut child, Duration::from_secs(15)).expect("exits after SIGTERM");
     assert!(status.success());

@@ -17,8 +17,9 @@ use super::session::{RtmpError, RtmpSession};
 use crate::config::Config;
 use crate::media::StreamHub;
 
-/// Frames queued for one write at most, so one write stays bounded.
-const MAX_BATCH_FRAMES: usize = 64;
+/// Frames in one write at most, so one write stays bounded; a burst larger
+/// than this (a new player's first GOP) goes out in several.
+const MAX_BATCH_FRAMES: usize = 256;
 /// The kernel send buffer of a player's socket. Left to autotuning it grows to
 /// megabytes per viewer, and a stalled player hides behind it for tens of
 /// seconds; 512 KiB is over a second of a 3 Mbit/s stream, plenty to ride out
@@ -66,9 +67,10 @@ async fn run(
     token: &CancellationToken,
 ) -> Result<(), ConnectionError> {
     let mut input = BytesMut::with_capacity(64 * 1024);
-    // Media waiting for the next write, and when that write is due. The first
-    // write after a player starts goes at once: it carries the keyframe.
-    let mut queued = 0usize;
+    // When the next write to a player is due. The first frame of a batch arms
+    // it; until then this task sleeps instead of waking for every frame, and at
+    // the deadline it takes everything that arrived meanwhile. The first write
+    // after a player starts goes at once: it carries the keyframe.
     let mut due: Option<Instant> = None;
     let mut started = false;
     loop {
@@ -85,23 +87,23 @@ async fn run(
                     write(socket, out, stall).await?;
                 }
             }
-            frame = next_frame(session), if playing && queued < MAX_BATCH_FRAMES => {
+            frame = next_frame(session), if playing && due.is_none() => {
                 let Some(frame) = frame else { return Ok(()) };
                 session.push_frame(&frame)?;
-                queued += 1;
-                if due.is_none() {
-                    due = Some(if started { Instant::now() + batch } else { Instant::now() });
-                }
+                due = Some(if started { Instant::now() + batch } else { Instant::now() });
                 if !started {
                     let _ = socket2::SockRef::from(&*socket).set_send_buffer_size(PLAYER_SEND_BUFFER);
                 }
             }
             () = sleep_until(due), if due.is_some() => {
+                for _ in 1..MAX_BATCH_FRAMES {
+                    let Some(frame) = session.subscription().and_then(|s| s.try_recv()) else { break };
+                    session.push_frame(&frame)?;
+                }
                 if let Some(out) = session.poll_output() {
                     write(socket, out, stall).await?;
                 }
                 started = true;
-                queued = 0;
                 due = None;
             }
         }
