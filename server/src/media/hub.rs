@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tracing::warn;
 
 use super::codec::{self, AudioParams, VideoParams};
 use super::frame::{Frame, Track};
@@ -384,7 +385,14 @@ impl Publisher {
             config: incoming.config,
             payload: incoming.payload,
         };
+        let had_bframes = state.last_bframe_dts.is_some();
         state.record(&frame, &self.stream.settings);
+        if !had_bframes && state.last_bframe_dts.is_some() {
+            warn!(
+                stream = %self.stream.name,
+                "the stream has B-frames, which browsers cannot play over WebRTC: set Max B-frames to 0 in OBS (Settings > Output)"
+            );
+        }
         // An error only means that no viewer is attached right now.
         let _ = self.stream.tx.send(frame);
     }
