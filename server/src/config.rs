@@ -13,6 +13,8 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::hls::segmenter::SegmenterSettings;
+
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
 pub const DEFAULT_HTTP_LISTEN: &str = "[::]:8080";
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -43,6 +45,8 @@ pub enum ConfigError {
     SharedKey(String, String),
     #[error("{key} must be at least {min}")]
     TooSmall { key: &'static str, min: u64 },
+    #[error("{key} must be at most {max}")]
+    TooLarge { key: &'static str, max: u64 },
     #[error("cannot keep the stream key in {path}: {source}")]
     KeyFile { path: PathBuf, source: std::io::Error },
 }
@@ -97,6 +101,12 @@ pub struct ServeArgs {
     /// Most RTMP connections served at once [default: 4096]
     #[arg(long, env = "TINSEL_RTMP_MAX_CONNECTIONS", value_name = "N")]
     pub rtmp_max_connections: Option<usize>,
+    /// LL-HLS part duration target, 100 to 1000 ms [default: 334]
+    #[arg(long, env = "TINSEL_HLS_PART_TARGET_MS", value_name = "MS")]
+    pub hls_part_target_ms: Option<u64>,
+    /// LL-HLS segments kept in memory and listed, per stream [default: 6]
+    #[arg(long, env = "TINSEL_HLS_WINDOW_SEGMENTS", value_name = "N")]
+    pub hls_window_segments: Option<usize>,
 }
 
 /// The config file as written.
@@ -111,6 +121,8 @@ pub struct RawConfig {
     pub viewer_stall_timeout_s: Option<u64>,
     pub rtmp_batch_ms: Option<u64>,
     pub rtmp_max_connections: Option<usize>,
+    pub hls_part_target_ms: Option<u64>,
+    pub hls_window_segments: Option<usize>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
 }
@@ -173,6 +185,7 @@ pub struct Config {
     pub viewer_stall_timeout: Duration,
     pub rtmp_batch: Duration,
     pub rtmp_max_connections: usize,
+    pub hls: SegmenterSettings,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -258,6 +271,11 @@ impl Config {
         let rtmp_max_connections = args.rtmp_max_connections.or(raw.rtmp_max_connections).unwrap_or(4096);
         at_least("rtmp_max_connections", rtmp_max_connections as u64, 1)?;
         let rtmp_batch_ms = args.rtmp_batch_ms.or(raw.rtmp_batch_ms).unwrap_or(100);
+        let part_ms = args.hls_part_target_ms.or(raw.hls_part_target_ms).unwrap_or(334);
+        at_least("hls_part_target_ms", part_ms, 100)?;
+        at_most("hls_part_target_ms", part_ms, 1000)?;
+        let window = args.hls_window_segments.or(raw.hls_window_segments).unwrap_or(6);
+        at_least("hls_window_segments", window as u64, 3)?;
 
         let config = Config {
             rtmp_listen,
@@ -270,6 +288,11 @@ impl Config {
             viewer_stall_timeout: Duration::from_secs(stall),
             rtmp_batch: Duration::from_millis(rtmp_batch_ms),
             rtmp_max_connections,
+            hls: SegmenterSettings {
+                part_target: Duration::from_millis(part_ms),
+                window_segments: window,
+                ..SegmenterSettings::default()
+            },
         };
         Ok((config, new_keys))
     }
@@ -296,6 +319,10 @@ fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
 
 fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
     if value < min { Err(ConfigError::TooSmall { key, min }) } else { Ok(()) }
+}
+
+fn at_most(key: &'static str, value: u64, max: u64) -> Result<(), ConfigError> {
+    if value > max { Err(ConfigError::TooLarge { key, max }) } else { Ok(()) }
 }
 
 fn stream_flag(flag: &str) -> Result<(String, Option<Secret>), ConfigError> {

@@ -8,12 +8,15 @@
 //!                                    channel, GOP cache
 //!                                    per stream
 //!                                          │
-//!   browser ◀──HTTP── http (axum): the Leptos app, /api/streams, /healthz
+//!                                          ├──▶ hls: segmenter ──▶ /hls/NAME/… (LL-HLS, fMP4)
+//!                                          │
+//!   browser ◀──HTTP── http (axum): the Leptos app, /api/streams, /healthz, /hls
 //! ```
 //!
 //! - [`config`]: flags, environment and file merged into a checked [`Config`].
 //! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
+//! - [`hls`]: Low-Latency HLS from memory.
 //! - [`http`]: the web layer.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
@@ -21,6 +24,7 @@
 //! and returns when every connection task has ended.
 
 pub mod config;
+pub mod hls;
 pub mod http;
 pub mod media;
 pub mod rtmp;
@@ -57,8 +61,14 @@ pub async fn run(config: Config, listeners: Listeners, token: CancellationToken)
         config.streams.iter().map(|s| s.name.as_str()),
         HubSettings { viewer_queue_frames: config.viewer_queue_frames, ..HubSettings::default() },
     );
-    let state = AppState::new(Arc::clone(&config), hub.clone());
+    let hls = hls::HlsStore::new(config.streams.iter().map(|s| s.name.as_str()), &config.hls);
+    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone());
     let tracker = TaskTracker::new();
+    for stream in &config.streams {
+        if let Some(segmenter) = hls.stream(&stream.name) {
+            tracker.spawn(hls::task::run(hub.clone(), stream.name.clone(), Arc::clone(segmenter), token.child_token()));
+        }
+    }
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");
@@ -73,6 +83,7 @@ pub async fn run(config: Config, listeners: Listeners, token: CancellationToken)
 
     let app = http::router(state);
     let http_token = token.clone();
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listeners.http, app)
         .with_graceful_shutdown(async move { http_token.cancelled().await })
         .await;

@@ -6,24 +6,26 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::config::Config;
+use crate::hls::HlsStore;
 use crate::media::StreamHub;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub hub: StreamHub,
+    pub hls: HlsStore,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, hub: StreamHub) -> Self {
+    pub fn new(config: Arc<Config>, hub: StreamHub, hls: HlsStore) -> Self {
         let leptos = LeptosOptions::builder()
             .output_name("tinsel")
             .site_root(config.site_dir.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .build();
-        Self { config, hub, leptos }
+        Self { config, hub, hls, leptos }
     }
 }
 

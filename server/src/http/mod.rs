@@ -1,7 +1,11 @@
 //! The web layer: the Leptos app, the JSON API and health checks.
 
 mod app;
+mod error;
+mod hls;
 mod streams;
+
+pub use error::ApiError;
 
 use axum::Router;
 use axum::routing::get;
@@ -16,6 +20,7 @@ pub fn router(state: AppState) -> Router {
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
+        .merge(hls::hls_routes())
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

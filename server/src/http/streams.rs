@@ -17,12 +17,15 @@ pub async fn streams_list(State(state): State<AppState>) -> Json<Vec<StreamStatu
         .streams
         .iter()
         .filter_map(|stream| state.hub.snapshot(&stream.name, now).ok())
-        .map(to_status)
+        .map(|snapshot| {
+            let hls_viewers = state.hls.stream(&snapshot.name).map_or(0, |s| s.viewers(now));
+            to_status(snapshot, hls_viewers)
+        })
         .collect();
     Json(list)
 }
 
-fn to_status(snapshot: StreamSnapshot) -> StreamStatus {
+fn to_status(snapshot: StreamSnapshot, hls_viewers: usize) -> StreamStatus {
     let round = |value: Option<f64>| value.map(|v| (v * 10.0).round() / 10.0);
     let video = snapshot.video.as_ref().map(|params| VideoStatus {
         codec: "H.264".to_string(),
@@ -46,7 +49,7 @@ fn to_status(snapshot: StreamSnapshot) -> StreamStatus {
         audio,
         viewers: Viewers {
             rtmp: snapshot.viewers[0],
-            hls: snapshot.viewers[1],
+            hls: hls_viewers,
             webrtc: snapshot.viewers[2],
         },
         uptime_s: snapshot.uptime.map(|d| d.as_secs()),

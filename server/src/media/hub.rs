@@ -212,12 +212,27 @@ impl StreamHub {
         protocol: Protocol,
         join: Join,
     ) -> Result<Subscription, HubError> {
+        self.attach(name, Some(protocol), join)
+    }
+
+    /// Attaches one of the server's own consumers (the HLS segmenter), which
+    /// is not counted as a viewer.
+    ///
+    /// # Errors
+    /// An unknown stream.
+    pub fn subscribe_internal(&self, name: &str, join: Join) -> Result<Subscription, HubError> {
+        self.attach(name, None, join)
+    }
+
+    fn attach(&self, name: &str, protocol: Option<Protocol>, join: Join) -> Result<Subscription, HubError> {
         let stream = self.stream(name)?;
         let state = stream.lock();
         let rx = stream.tx.subscribe();
         let pending = state.join_burst(join);
         drop(state);
-        stream.viewers[protocol as usize].fetch_add(1, Ordering::Relaxed);
+        if let Some(protocol) = protocol {
+            stream.viewers[protocol as usize].fetch_add(1, Ordering::Relaxed);
+        }
         Ok(Subscription {
             stream: Arc::clone(stream),
             rx,
@@ -416,7 +431,8 @@ pub struct Subscription {
     stream: Arc<Stream>,
     rx: broadcast::Receiver<Frame>,
     pending: VecDeque<Frame>,
-    protocol: Protocol,
+    /// What the viewer is counted as; `None` for the server's own consumers.
+    protocol: Option<Protocol>,
     skipping: bool,
     skipped: u64,
 }
@@ -493,7 +509,9 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        self.stream.viewers[self.protocol as usize].fetch_sub(1, Ordering::Relaxed);
+        if let Some(protocol) = self.protocol {
+            self.stream.viewers[protocol as usize].fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -1,0 +1,237 @@
+//! Each stream's LL-HLS state, shared between the task that feeds it and the
+//! HTTP handlers that read it, with waiting for what does not exist yet
+//! (blocking playlist reload and blocking part requests).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::playlist;
+use super::segmenter::{Segmenter, SegmenterSettings};
+
+/// How long a client counts as watching after its last playlist request.
+const VIEWER_MEMORY: Duration = Duration::from_secs(15);
+
+/// Every stream's HLS state, by name. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct HlsStore {
+    streams: Arc<HashMap<String, Arc<HlsStream>>>,
+}
+
+impl HlsStore {
+    pub fn new<'a>(names: impl IntoIterator<Item = &'a str>, settings: &SegmenterSettings) -> Self {
+        let first_msn = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let streams = names
+            .into_iter()
+            .map(|name| (name.to_string(), Arc::new(HlsStream::new(settings.clone(), first_msn))))
+            .collect();
+        Self { streams: Arc::new(streams) }
+    }
+
+    pub fn stream(&self, name: &str) -> Option<&Arc<HlsStream>> {
+        self.streams.get(name)
+    }
+}
+
+/// What a request for a given segment and part can expect.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Not there yet, but it will be.
+    Later,
+    /// Further ahead than the server will wait for (RFC 8216bis 6.2.5.2: more
+    /// than two segments past the last one).
+    TooFar,
+}
+
+pub struct HlsStream {
+    segmenter: Mutex<Segmenter>,
+    /// Bumped whenever a part or segment is added, to wake waiting requests.
+    changes: watch::Sender<u64>,
+    discontinuities_dropped: Mutex<u64>,
+    viewers: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+impl HlsStream {
+    fn new(settings: SegmenterSettings, first_msn: u64) -> Self {
+        Self {
+            segmenter: Mutex::new(Segmenter::new(settings, first_msn)),
+            changes: watch::channel(0).0,
+            discontinuities_dropped: Mutex::new(0),
+            viewers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Segmenter> {
+        // The segmenter is left consistent between frames; a panic in one
+        // frame's handling does not make it unusable.
+        self.segmenter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the segmenter and wakes waiting requests if it added a part.
+    pub fn update(&self, f: impl FnOnce(&mut Segmenter)) {
+        let mut segmenter = self.lock();
+        let before = progress(&segmenter);
+        let dropped_before = discontinuities(&segmenter);
+        f(&mut segmenter);
+        if progress(&segmenter) != before {
+            let lost = dropped_before.saturating_sub(discontinuities(&segmenter));
+            if lost > 0 {
+                *self.discontinuities_dropped.lock().unwrap_or_else(|p| p.into_inner()) += lost;
+            }
+            drop(segmenter);
+            self.changes.send_modify(|n| *n += 1);
+        }
+    }
+
+    pub fn playlist(&self) -> Option<String> {
+        let dropped = *self.discontinuities_dropped.lock().unwrap_or_else(|p| p.into_inner());
+        playlist::render(&self.lock(), dropped)
+    }
+
+    pub fn target_duration(&self) -> Duration {
+        Duration::from_secs(playlist::target_duration(&self.lock()))
+    }
+
+    pub fn part_target(&self) -> Duration {
+        self.lock().settings().part_target
+    }
+
+    pub fn init(&self, msn: u64) -> Option<Bytes> {
+        self.lock().init(msn).cloned()
+    }
+
+    pub fn segment(&self, msn: u64) -> Option<Bytes> {
+        self.lock().segments().iter().find(|s| s.msn == msn).and_then(|s| s.bytes.clone())
+    }
+
+    pub fn part(&self, msn: u64, index: usize) -> Option<Bytes> {
+        let segmenter = self.lock();
+        let segment = segmenter.segments().iter().find(|s| s.msn == msn)?;
+        segment.parts.get(index).map(|p| p.bytes.clone())
+    }
+
+    /// Whether segment `msn` (and part `part` of it, if given) exists.
+    pub fn readiness(&self, msn: u64, part: Option<usize>) -> Readiness {
+        let segmenter = self.lock();
+        let segments = segmenter.segments();
+        let next = segments.back().map_or(0, |s| if s.complete { s.msn + 1 } else { s.msn });
+        if segments.is_empty() || msn > next + 2 {
+            return if segments.is_empty() { Readiness::Later } else { Readiness::TooFar };
+        }
+        if segments.front().is_some_and(|s| msn < s.msn) {
+            return Readiness::Ready;
+        }
+        match segments.iter().find(|s| s.msn == msn) {
+            Some(s) if s.complete => Readiness::Ready,
+            Some(s) if part.is_some_and(|p| p < s.part_count) => Readiness::Ready,
+            _ => Readiness::Later,
+        }
+    }
+
+    /// Waits until `ready` holds or `timeout` passes; true if it holds.
+    pub async fn wait_until(&self, timeout: Duration, mut ready: impl FnMut(&Self) -> bool) -> bool {
+        let mut changes = self.changes.subscribe();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if ready(self) {
+                return true;
+            }
+            match tokio::time::timeout_at(deadline, changes.changed()).await {
+                Ok(Ok(())) => {}
+                _ => return ready(self),
+            }
+        }
+    }
+
+    /// Notes a client fetching the playlist.
+    pub fn saw_viewer(&self, ip: IpAddr, now: Instant) {
+        let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers.insert(ip, now);
+        viewers.retain(|_, at| now.duration_since(*at) < VIEWER_MEMORY);
+    }
+
+    /// Clients that fetched the playlist lately.
+    pub fn viewers(&self, now: Instant) -> usize {
+        let viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
+        viewers.values().filter(|at| now.duration_since(**at) < VIEWER_MEMORY).count()
+    }
+}
+
+fn progress(segmenter: &Segmenter) -> (u64, usize, bool) {
+    segmenter.segments().back().map_or((0, 0, false), |s| (s.msn, s.part_count, s.complete))
+}
+
+fn discontinuities(segmenter: &Segmenter) -> u64 {
+    segmenter.segments().iter().filter(|s| s.discontinuity).count() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hls::segmenter::tests::{feed, started};
+
+    fn stream_with(seconds: u64) -> HlsStream {
+        let stream = HlsStream::new(SegmenterSettings::default(), 100);
+        stream.update(|s| {
+            *s = started();
+            feed(s, 0, seconds);
+        });
+        stream
+    }
+
+    #[test]
+    fn readiness_follows_the_spec() {
+        let stream = stream_with(5);
+        // Segments 100 and 101 complete, 102 being written.
+        assert_eq!(stream.readiness(100, None), Readiness::Ready);
+        assert_eq!(stream.readiness(102, Some(0)), Readiness::Ready);
+        assert_eq!(stream.readiness(102, None), Readiness::Later);
+        assert_eq!(stream.readiness(102, Some(99)), Readiness::Later);
+        assert_eq!(stream.readiness(104, Some(0)), Readiness::Later);
+        assert_eq!(stream.readiness(105, Some(0)), Readiness::TooFar);
+    }
+
+    #[tokio::test]
+    async fn waiting_ends_when_the_part_arrives() {
+        let stream = Arc::new(stream_with(5));
+        let next = {
+            let segmenter = stream.lock();
+            let current = segmenter.current().unwrap();
+            (current.msn, current.part_count)
+        };
+        let waiter = {
+            let stream = Arc::clone(&stream);
+            tokio::spawn(async move {
+                stream.wait_until(Duration::from_secs(5), |s| s.readiness(next.0, Some(next.1)) == Readiness::Ready).await
+            })
+        };
+        tokio::task::yield_now().await;
+        stream.update(|s| feed(s, 5000, 1));
+        assert!(waiter.await.unwrap(), "the waiting request was woken");
+    }
+
+    #[tokio::test]
+    async fn waiting_gives_up_at_the_deadline() {
+        let stream = stream_with(5);
+        let started = tokio::time::Instant::now();
+        assert!(!stream.wait_until(Duration::from_millis(50), |_| false).await);
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn viewers_are_forgotten_after_a_while() {
+        let stream = stream_with(0);
+        let now = Instant::now();
+        stream.saw_viewer("127.0.0.1".parse().unwrap(), now);
+        stream.saw_viewer("127.0.0.2".parse().unwrap(), now);
+        assert_eq!(stream.viewers(now), 2);
+        assert_eq!(stream.viewers(now + VIEWER_MEMORY), 0);
+    }
+}

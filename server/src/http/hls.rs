@@ -1,0 +1,149 @@
+//! LL-HLS over HTTP: `/hls/NAME/index.m3u8` and the init, segment and part
+//! files it lists, with blocking playlist reload and blocking part requests.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use serde::Deserialize;
+use tower_http::cors::{Any, CorsLayer};
+
+use super::error::ApiError;
+use crate::hls::{HlsStream, Readiness};
+use crate::state::AppState;
+
+/// Segments and parts never change once written: any cache may keep them.
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+/// A playlist changes with every part; a cache may hold it for a moment only.
+const PLAYLIST_CACHE: &str = "public, max-age=1";
+
+pub fn hls_routes() -> Router<AppState> {
+    Router::new()
+        .route("/hls/{name}/index.m3u8", get(playlist_get))
+        .route("/hls/{name}/{file}", get(media_get))
+        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]))
+}
+
+/// The delivery directives of RFC 8216bis 6.2.5.2.
+#[derive(Debug, Deserialize)]
+pub struct Blocking {
+    #[serde(rename = "_HLS_msn")]
+    msn: Option<u64>,
+    #[serde(rename = "_HLS_part")]
+    part: Option<usize>,
+}
+
+fn live_stream(state: &AppState, name: &str) -> Result<Arc<HlsStream>, ApiError> {
+    let stream = state
+        .hls
+        .stream(name)
+        .ok_or_else(|| ApiError::NotFound(format!("no stream named {name:?}")))?;
+    let live = state.hub.snapshot(name, Instant::now()).is_ok_and(|s| s.live);
+    if !live {
+        return Err(ApiError::NotFound(format!("stream {name:?} is not live")));
+    }
+    Ok(Arc::clone(stream))
+}
+
+async fn playlist_get(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(blocking): Query<Blocking>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Response, ApiError> {
+    let stream = live_stream(&state, &name)?;
+    match (blocking.msn, blocking.part) {
+        (None, Some(_)) => return Err(ApiError::BadRequest("_HLS_part needs _HLS_msn".into())),
+        (Some(msn), part) => {
+            if stream.readiness(msn, part) == Readiness::TooFar {
+                return Err(ApiError::BadRequest(format!(
+                    "segment {msn} is more than two segments ahead of the stream"
+                )));
+            }
+            // Three target durations, as the spec allows a server to wait.
+            let wait = stream.target_duration() * 3;
+            let ready = stream.wait_until(wait, |s| s.readiness(msn, part) == Readiness::Ready).await;
+            if !ready {
+                return Err(ApiError::Unavailable(format!("segment {msn} did not come within {wait:?}")));
+            }
+        }
+        (None, None) => {}
+    }
+    let text = stream
+        .playlist()
+        .ok_or_else(|| ApiError::Unavailable(format!("stream {name:?} is starting; its first segment is on the way")))?;
+    stream.saw_viewer(peer.ip(), Instant::now());
+    Ok(respond(Bytes::from(text), "application/vnd.apple.mpegurl", PLAYLIST_CACHE))
+}
+
+/// A file name from the playlist.
+#[derive(Debug, PartialEq, Eq)]
+enum File {
+    Init(u64),
+    Segment(u64),
+    Part(u64, usize),
+}
+
+fn parse_file(file: &str) -> Option<File> {
+    if let Some(msn) = file.strip_prefix("init").and_then(|r| r.strip_suffix(".mp4")) {
+        return msn.parse().ok().map(File::Init);
+    }
+    if let Some(msn) = file.strip_prefix("seg").and_then(|r| r.strip_suffix(".m4s")) {
+        return msn.parse().ok().map(File::Segment);
+    }
+    let (msn, index) = file.strip_prefix("part")?.strip_suffix(".m4s")?.split_once('.')?;
+    Some(File::Part(msn.parse().ok()?, index.parse().ok()?))
+}
+
+async fn media_get(
+    State(state): State<AppState>,
+    Path((name, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let stream = live_stream(&state, &name)?;
+    let missing = || ApiError::NotFound(format!("{file} is not (or no longer) in the playlist of {name:?}"));
+    let bytes = match parse_file(&file).ok_or_else(missing)? {
+        File::Init(msn) => stream.init(msn),
+        File::Segment(msn) => stream.segment(msn),
+        File::Part(msn, index) => match stream.part(msn, index) {
+            Some(bytes) => Some(bytes),
+            // The part a preload hint names: hold the request until it exists.
+            None if stream.readiness(msn, Some(index)) == Readiness::Later => {
+                let wait = stream.part_target() * 3;
+                stream.wait_until(wait, |s| s.part(msn, index).is_some()).await;
+                stream.part(msn, index)
+            }
+            None => None,
+        },
+    };
+    let bytes = bytes.ok_or_else(missing)?;
+    Ok(respond(bytes, "video/mp4", IMMUTABLE))
+}
+
+fn respond(body: Bytes, content_type: &'static str, cache: &'static str) -> Response {
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(parse_file("init17.mp4"), Some(File::Init(17)));
+        assert_eq!(parse_file("seg17.m4s"), Some(File::Segment(17)));
+        assert_eq!(parse_file("part17.3.m4s"), Some(File::Part(17, 3)));
+        assert_eq!(parse_file("part17.m4s"), None);
+        assert_eq!(parse_file("../etc/passwd"), None);
+        assert_eq!(parse_file("seg-1.m4s"), None);
+    }
+}
