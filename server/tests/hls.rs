@@ -112,6 +112,7 @@ fn playlist_has_the_low_latency_tags_and_every_uri_is_served() {
         assert!(kind == b"ftyp" || kind == b"moof", "{uri} starts with {:?}", String::from_utf8_lossy(kind));
     }
     println!("served all {} URIs of the playlist", uris.len());
+    assert_eq!(server.tree_status()["viewers"]["hls"], 1, "this client counts as one HLS viewer");
 
     let (status, _, body, _, _) = get_with_headers(&server, "/hls/nope/index.m3u8");
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));

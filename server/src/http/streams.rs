@@ -50,7 +50,7 @@ fn to_status(snapshot: StreamSnapshot, hls_viewers: usize) -> StreamStatus {
         viewers: Viewers {
             rtmp: snapshot.viewers[0],
             hls: hls_viewers,
-            webrtc: snapshot.viewers[2],
+            webrtc: snapshot.viewers[1],
         },
         uptime_s: snapshot.uptime.map(|d| d.as_secs()),
     }

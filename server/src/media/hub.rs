@@ -40,12 +40,13 @@ pub enum HubError {
     AlreadyPublishing(String),
 }
 
-/// The outputs a viewer can use, counted apart in `/api/streams`.
+/// The outputs whose viewers hold a connection and so a subscription each,
+/// counted apart in `/api/streams`. (HLS viewers share one segmenter and are
+/// counted by the HLS store.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Rtmp = 0,
-    Hls = 1,
-    Webrtc = 2,
+    Webrtc = 1,
 }
 
 /// How a new viewer's first group of pictures is timed.
@@ -117,7 +118,7 @@ pub struct StreamSnapshot {
     pub audio_kbps: Option<f64>,
     pub bframes: bool,
     /// Viewers per [`Protocol`], in its order.
-    pub viewers: [usize; 3],
+    pub viewers: [usize; 2],
     pub uptime: Option<Duration>,
 }
 
@@ -131,7 +132,7 @@ struct Stream {
     name: String,
     tx: broadcast::Sender<Frame>,
     state: Mutex<StreamState>,
-    viewers: [AtomicUsize; 3],
+    viewers: [AtomicUsize; 2],
     settings: HubSettings,
     next_publisher: AtomicU64,
 }
@@ -601,7 +602,7 @@ mod tests {
         publisher.send(IncomingFrame::video(0, true));
         publisher.send(IncomingFrame::audio(10));
         publisher.send(IncomingFrame::video(33, false));
-        let mut viewer = hub.subscribe("tree", Protocol::Hls, Join::AsIs).unwrap();
+        let mut viewer = hub.subscribe_internal("tree", Join::AsIs).unwrap();
         let dts: Vec<u64> = drain(&mut viewer).iter().map(|f| f.dts).collect();
         assert_eq!(dts, vec![0, 10, 33]);
     }
@@ -656,9 +657,10 @@ mod tests {
         let hub = hub(64);
         let a = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
         let _b = hub.subscribe("tree", Protocol::Webrtc, Join::AsIs).unwrap();
-        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().viewers, [1, 0, 1]);
+        let _internal = hub.subscribe_internal("tree", Join::AsIs).unwrap();
+        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().viewers, [1, 1]);
         drop(a);
-        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().viewers, [0, 0, 1]);
+        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().viewers, [0, 1]);
     }
 
     #[test]
