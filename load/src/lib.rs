@@ -13,9 +13,14 @@
 //!
 //! `viewer` owns the sockets; `flv` and `report` are pure and get arrival
 //! times passed in, so their arithmetic is tested without a server.
+//!
+//! The benchmark binaries share the rest: `process` starts and always stops
+//! servers and the publisher; `procfs` reads their CPU time and memory.
 
 mod crowd;
 pub mod flv;
+pub mod process;
+pub mod procfs;
 mod report;
 mod viewer;
 

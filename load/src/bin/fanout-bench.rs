@@ -5,17 +5,17 @@
 //! the viewing window (from /proc/PID/stat) and peak RSS (VmHWM).
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
+use tinsel_load::process::{
+    Guarded, TempDir, free_port, shutdown_signal, start_publisher, wait_listening,
+};
+use tinsel_load::procfs::{descendants, peak_rss_kib, process_cpu_seconds, tree_cpu_seconds};
 use tinsel_load::{Summary, Track, Viewer, opt_ms, run_many, summarize};
 
 /// Where Debian's libnginx-mod-rtmp puts the module.
@@ -29,10 +29,6 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// How long a probe viewer may wait for a keyframe; the test stream has one
 /// every 2 s.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(6);
-/// How long a process gets to exit after SIGTERM before it is killed.
-const STOP_GRACE: Duration = Duration::from_secs(3);
-/// Bytes of a log shown when a process fails.
-const LOG_TAIL: u64 = 2000;
 
 /// Measures Tinsel and nginx-rtmp serving the same stream to N RTMP viewers.
 #[derive(Debug, Parser)]
@@ -140,20 +136,6 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut interrupt), Ok(mut terminate)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = interrupt.recv() => "interrupted",
-        _ = terminate.recv() => "terminated",
-    }
-}
-
 async fn run(args: &Args) -> ExitCode {
     let (Ok(ramp), Ok(duration)) = (
         Duration::try_from_secs_f64(args.ramp_s),
@@ -216,13 +198,13 @@ async fn bench_one(
     ramp: Duration,
     duration: Duration,
 ) -> anyhow::Result<Measured> {
-    let dir = TempDir::create(kind.name())?;
+    let dir = TempDir::create("fanout-bench", kind.name())?;
     let rtmp_port = free_port()?;
     let mut server = match kind {
         ServerKind::Tinsel => start_tinsel(&args.tinsel, &dir, rtmp_port)?,
         ServerKind::Nginx => start_nginx(&args.nginx, &dir, rtmp_port)?,
     };
-    wait_listening(&mut server, rtmp_port).await?;
+    wait_listening(&mut server, rtmp_port, START_TIMEOUT).await?;
 
     let base = format!("rtmp://127.0.0.1:{rtmp_port}/live");
     let (publish_url, play_url) = match kind {
@@ -235,7 +217,13 @@ async fn bench_one(
             format!("{base}/{STREAM_NAME}"),
         ),
     };
-    let mut publisher = start_ffmpeg(&args.ffmpeg, &dir, &publish_url)?;
+    let mut publisher =
+        start_publisher(&args.ffmpeg, dir.path(), &publish_url).with_context(|| {
+            format!(
+                "could not start {}; install it with `apt-get install ffmpeg`",
+                args.ffmpeg.display()
+            )
+        })?;
     tokio::time::sleep(SETTLE).await;
     publisher.check_running()?;
     server.check_running()?;
@@ -348,61 +336,6 @@ fn nginx_config(dir: &Path, rtmp_port: u16) -> String {
     )
 }
 
-/// Publishes a synthetic stream the way OBS would: x264 with a 2 s GOP, no
-/// B-frames, constant 2.5 Mbit/s, and AAC audio, in real time.
-fn start_ffmpeg(binary: &Path, dir: &TempDir, url: &str) -> anyhow::Result<Guarded> {
-    let mut command = Command::new(binary);
-    command.args(["-hide_banner", "-nostdin", "-loglevel", "warning"]);
-    command.args(["-re", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"]);
-    command.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"]);
-    command.args([
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-tune",
-        "zerolatency",
-        "-g",
-        "60",
-        "-bf",
-        "0",
-    ]);
-    command.args([
-        "-b:v", "2500k", "-maxrate", "2500k", "-bufsize", "2500k", "-pix_fmt", "yuv420p",
-    ]);
-    command.args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url]);
-    Guarded::spawn("ffmpeg", command, dir.path().join("ffmpeg.log")).with_context(|| {
-        format!(
-            "could not start {}; install it with `apt-get install ffmpeg`",
-            binary.display()
-        )
-    })
-}
-
-/// Polls until something accepts on `port`, or the process exits.
-async fn wait_listening(process: &mut Guarded, port: u16) -> anyhow::Result<()> {
-    let deadline = Instant::now() + START_TIMEOUT;
-    loop {
-        process.check_running()?;
-        if TcpStream::connect_timeout(
-            &(Ipv4Addr::LOCALHOST, port).into(),
-            Duration::from_millis(200),
-        )
-        .is_ok()
-        {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            bail!(
-                "{} did not listen on port {port} within {START_TIMEOUT:?}{}",
-                process.name,
-                process.log_tail()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// One viewer that must see a keyframe, so that a broken setup fails here
 /// with a clear message rather than as 500 failed viewers.
 async fn probe(url: &str) -> anyhow::Result<()> {
@@ -421,257 +354,6 @@ async fn probe(url: &str) -> anyhow::Result<()> {
             Err(_) => bail!("no keyframe within {PROBE_TIMEOUT:?}"),
         }
     }
-}
-
-/// A child process that is stopped when the guard goes, whatever the path.
-struct Guarded {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-    stopped: bool,
-}
-
-impl Guarded {
-    fn spawn(name: &'static str, mut command: Command, log: PathBuf) -> anyhow::Result<Guarded> {
-        let out =
-            File::create(&log).with_context(|| format!("could not create {}", log.display()))?;
-        command
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out);
-        // SAFETY: the closure runs in the forked child before exec and only
-        // makes one async-signal-safe system call.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn()?;
-        Ok(Guarded {
-            name,
-            child,
-            log,
-            stopped: false,
-        })
-    }
-
-    fn pid(&self) -> i32 {
-        // Linux pids fit in i32 (pid_max is at most 2^22).
-        self.child.id() as i32
-    }
-
-    /// Fails, with the end of the process's log, if it has exited.
-    fn check_running(&mut self) -> anyhow::Result<()> {
-        match self.child.try_wait()? {
-            None => Ok(()),
-            Some(status) => bail!("{} exited ({status}){}", self.name, self.log_tail()),
-        }
-    }
-
-    fn log_tail(&self) -> String {
-        read_tail(&self.log, LOG_TAIL)
-            .map(|text| format!("; end of its log:\n{}", text.trim_end()))
-            .unwrap_or_default()
-    }
-
-    /// SIGTERM, then SIGKILL for the process and everything it started if
-    /// it has not gone within [`STOP_GRACE`]. Bounded; idempotent.
-    fn stop(&mut self) {
-        if self.stopped {
-            return;
-        }
-        self.stopped = true;
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let pid = self.pid();
-        // Taken before the parent goes: orphans are re-parented and could
-        // not be found afterwards.
-        let family = descendants(pid);
-        // SAFETY: plain system call on a pid we spawned and have not reaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        if !wait_exit(&mut self.child, STOP_GRACE) {
-            let _ = self.child.kill();
-            wait_exit(&mut self.child, STOP_GRACE);
-        }
-        for pid in family {
-            if is_alive(pid) {
-                // SAFETY: as above; a pid reused in these few seconds would
-                // have to be one of ours to be hit, and is checked as alive.
-                unsafe { libc::kill(pid, libc::SIGKILL) };
-            }
-        }
-    }
-}
-
-impl Drop for Guarded {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Polls for the child's exit for at most `limit`; true once it is reaped.
-fn wait_exit(child: &mut Child, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn is_alive(pid: i32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|text| parse_stat(&text))
-        .is_some_and(|stat| stat.state != 'Z')
-}
-
-/// A temporary directory for one server's config, logs and data, removed
-/// when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn create(label: &str) -> anyhow::Result<TempDir> {
-        let path =
-            std::env::temp_dir().join(format!("fanout-bench-{}-{label}", std::process::id()));
-        std::fs::create_dir_all(&path)
-            .with_context(|| format!("could not create {}", path.display()))?;
-        Ok(TempDir(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Asks the kernel for a free loopback port. Another process could take it
-/// before the server binds; on a bench machine that is unlikely enough.
-fn free_port() -> anyhow::Result<u16> {
-    let listener =
-        TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("could not find a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-fn read_tail(path: &Path, bytes: u64) -> Option<String> {
-    let mut file = File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    file.seek(SeekFrom::Start(len.saturating_sub(bytes))).ok()?;
-    let mut buf = Vec::new();
-    file.read_to_end(&mut buf).ok()?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    (!text.trim().is_empty()).then_some(text)
-}
-
-/// The fields of /proc/PID/stat this tool uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Stat {
-    state: char,
-    ppid: i32,
-    /// utime + stime, in clock ticks.
-    cpu_ticks: u64,
-}
-
-/// Parses /proc/PID/stat (proc(5)). The command name, field 2, is in
-/// parentheses and may itself hold spaces and parentheses, so fields are
-/// counted from the last `)`.
-fn parse_stat(text: &str) -> Option<Stat> {
-    let after_comm = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_comm.split_whitespace().collect();
-    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
-    let state = fields.first()?.chars().next()?;
-    let ppid = fields.get(1)?.parse().ok()?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(Stat {
-        state,
-        ppid,
-        cpu_ticks: utime + stime,
-    })
-}
-
-/// `VmHWM` from /proc/PID/status, in KiB.
-fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line["VmHWM:".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-/// All processes below `root`, found by their parent ids.
-fn descendants(root: i32) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let parents: Vec<(i32, i32)> = entries
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let stat = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
-            Some((pid, stat.ppid))
-        })
-        .collect();
-    descendants_in(root, &parents)
-}
-
-/// `(pid, ppid)` pairs to the pids below `root`.
-fn descendants_in(root: i32, parents: &[(i32, i32)]) -> Vec<i32> {
-    let mut found = Vec::new();
-    let mut frontier = vec![root];
-    // Bounded: each pid is added at most once, as pids are unique.
-    while let Some(parent) = frontier.pop() {
-        for &(pid, ppid) in parents {
-            if ppid == parent && pid != root && !found.contains(&pid) {
-                found.push(pid);
-                frontier.push(pid);
-            }
-        }
-    }
-    found
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
-}
-
-/// CPU seconds used so far by one process (all its threads).
-fn process_cpu_seconds(pid: i32) -> anyhow::Result<f64> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("could not read {path}"))?;
-    let stat = parse_stat(&text).with_context(|| format!("could not parse {path}"))?;
-    Ok(stat.cpu_ticks as f64 / clock_ticks_per_second())
-}
-
-/// CPU seconds used so far by `root` and every process below it.
-fn tree_cpu_seconds(root: i32) -> anyhow::Result<f64> {
-    let mut total = process_cpu_seconds(root)?;
-    for pid in descendants(root) {
-        // A child that exited in between has nothing left to count.
-        total += process_cpu_seconds(pid).unwrap_or(0.0);
-    }
-    Ok(total)
-}
-
-fn peak_rss_kib(pid: i32) -> anyhow::Result<u64> {
-    let path = format!("/proc/{pid}/status");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("could not read {path}"))?;
-    parse_vm_hwm(&text).with_context(|| format!("no VmHWM in {path}"))
 }
 
 /// Distinct viewer errors, most frequent first.
@@ -793,43 +475,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stat_with_spaces_and_parens_in_the_name() {
-        let text = "4242 (nginx: (worker) process) S 4241 4241 4241 0 -1 4194624 120 0 0 0 \
-                    731 205 0 0 20 0 1 0 12345 12345678 1234 18446744073709551615";
-        assert_eq!(
-            parse_stat(text),
-            Some(Stat {
-                state: 'S',
-                ppid: 4241,
-                cpu_ticks: 936
-            })
-        );
-    }
-
-    #[test]
-    fn stat_truncated_is_none() {
-        assert_eq!(parse_stat("1 (init) S 0 1"), None);
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn vm_hwm_in_kib() {
-        let status =
-            "Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4000 kB\n";
-        assert_eq!(parse_vm_hwm(status), Some(5120));
-        assert_eq!(parse_vm_hwm("Name:\tkthreadd\n"), None);
-    }
-
-    #[test]
-    fn descendants_follow_parent_ids() {
-        let parents = [(1, 0), (10, 1), (11, 10), (12, 10), (13, 12), (20, 1)];
-        let mut found = descendants_in(10, &parents);
-        found.sort_unstable();
-        assert_eq!(found, vec![11, 12, 13]);
-        assert!(descendants_in(13, &parents).is_empty());
-    }
-
-    #[test]
     fn nginx_config_listens_on_loopback_only() {
         let config = nginx_config(Path::new("/bench"), 19350);
         assert!(config.contains("listen 127.0.0.1:19350;"), "{config}");
@@ -847,12 +492,5 @@ mod tests {
             .map(|c| (c.error.as_str(), c.viewers))
             .collect();
         assert_eq!(pairs, vec![("b", 2), ("a", 1)]);
-    }
-
-    #[test]
-    fn this_process_has_a_cpu_time_and_peak_rss() {
-        let pid = std::process::id() as i32;
-        assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
-        assert!(peak_rss_kib(pid).unwrap() > 0);
     }
 }

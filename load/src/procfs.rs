@@ -1,0 +1,188 @@
+//! What the benchmarks read about server processes from /proc (proc(5)):
+//! CPU time, peak resident memory, and the tree of processes a server
+//! started. Parsing is pure and tested on sample text.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProcfsError {
+    #[error("could not read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not parse {path}")]
+    Parse { path: PathBuf },
+}
+
+/// The fields of /proc/PID/stat the benchmarks use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub state: char,
+    pub ppid: i32,
+    /// utime + stime, in clock ticks.
+    pub cpu_ticks: u64,
+}
+
+/// Parses /proc/PID/stat. The command name, field 2, is in parentheses and
+/// may itself hold spaces and parentheses, so fields are counted from the
+/// last `)`.
+pub fn parse_stat(text: &str) -> Option<Stat> {
+    let after_comm = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_comm.split_whitespace().collect();
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15.
+    let state = fields.first()?.chars().next()?;
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        cpu_ticks: utime + stime,
+    })
+}
+
+/// `VmHWM` from /proc/PID/status, in KiB.
+pub fn parse_vm_hwm(status: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line["VmHWM:".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn read(path: String) -> Result<(PathBuf, String), ProcfsError> {
+    let path = PathBuf::from(path);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, text)),
+        Err(source) => Err(ProcfsError::Read { path, source }),
+    }
+}
+
+fn stat(pid: i32) -> Result<Stat, ProcfsError> {
+    let (path, text) = read(format!("/proc/{pid}/stat"))?;
+    parse_stat(&text).ok_or(ProcfsError::Parse { path })
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    stat(pid).is_ok_and(|stat| stat.state != 'Z')
+}
+
+/// All processes below `root`, found by their parent ids.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let parents: Vec<(i32, i32)> = entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat(pid).ok()?.ppid)))
+        .collect();
+    descendants_in(root, &parents)
+}
+
+/// `(pid, ppid)` pairs to the pids below `root`.
+pub fn descendants_in(root: i32, parents: &[(i32, i32)]) -> Vec<i32> {
+    let mut found = Vec::new();
+    let mut frontier = vec![root];
+    // Bounded: each pid is added at most once, as pids are unique.
+    while let Some(parent) = frontier.pop() {
+        for &(pid, ppid) in parents {
+            if ppid == parent && pid != root && !found.contains(&pid) {
+                found.push(pid);
+                frontier.push(pid);
+            }
+        }
+    }
+    found
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+/// CPU seconds used so far by one process (all its threads).
+///
+/// # Errors
+///
+/// When the process is gone or its stat file cannot be parsed.
+pub fn process_cpu_seconds(pid: i32) -> Result<f64, ProcfsError> {
+    Ok(stat(pid)?.cpu_ticks as f64 / clock_ticks_per_second())
+}
+
+/// CPU seconds used so far by `root` and every process below it.
+///
+/// # Errors
+///
+/// When `root` is gone; children that exit in between count as zero.
+pub fn tree_cpu_seconds(root: i32) -> Result<f64, ProcfsError> {
+    let mut total = process_cpu_seconds(root)?;
+    for pid in descendants(root) {
+        total += process_cpu_seconds(pid).unwrap_or(0.0);
+    }
+    Ok(total)
+}
+
+/// Peak resident memory of one process, in KiB.
+///
+/// # Errors
+///
+/// When the process is gone or its status has no `VmHWM` (kernel threads).
+pub fn peak_rss_kib(pid: i32) -> Result<u64, ProcfsError> {
+    let (path, text) = read(format!("/proc/{pid}/status"))?;
+    parse_vm_hwm(&text).ok_or(ProcfsError::Parse { path })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_the_name() {
+        let text = "4242 (nginx: (worker) process) S 4241 4241 4241 0 -1 4194624 120 0 0 0 \
+                    731 205 0 0 20 0 1 0 12345 12345678 1234 18446744073709551615";
+        assert_eq!(
+            parse_stat(text),
+            Some(Stat {
+                state: 'S',
+                ppid: 4241,
+                cpu_ticks: 936
+            })
+        );
+    }
+
+    #[test]
+    fn stat_truncated_is_none() {
+        assert_eq!(parse_stat("1 (init) S 0 1"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn vm_hwm_in_kib() {
+        let status =
+            "Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4000 kB\n";
+        assert_eq!(parse_vm_hwm(status), Some(5120));
+        assert_eq!(parse_vm_hwm("Name:\tkthreadd\n"), None);
+    }
+
+    #[test]
+    fn descendants_follow_parent_ids() {
+        let parents = [(1, 0), (10, 1), (11, 10), (12, 10), (13, 12), (20, 1)];
+        let mut found = descendants_in(10, &parents);
+        found.sort_unstable();
+        assert_eq!(found, vec![11, 12, 13]);
+        assert!(descendants_in(13, &parents).is_empty());
+    }
+
+    #[test]
+    fn this_process_has_a_cpu_time_and_peak_rss() {
+        let pid = std::process::id() as i32;
+        assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
+        assert!(peak_rss_kib(pid).unwrap() > 0);
+        assert!(is_alive(pid));
+    }
+}
