@@ -14,15 +14,19 @@
 //! `viewer` owns the sockets; `flv` and `report` are pure and get arrival
 //! times passed in, so their arithmetic is tested without a server.
 //!
-//! The benchmark binaries share the rest: `process` starts and always stops
-//! servers and the publisher; `procfs` reads their CPU time and memory.
+//! The benchmark binaries (`fanout-bench`, `hls-bench`) share the rest:
+//! `process` starts and always stops servers, the publisher and `wrk`;
+//! `procfs` reads their CPU time and memory; `http` fetches a file over
+//! loopback; `wrk` reads wrk's report (pure).
 
 mod crowd;
 pub mod flv;
+pub mod http;
 pub mod process;
 pub mod procfs;
 mod report;
 mod viewer;
+pub mod wrk;
 
 pub use crowd::{run_many, watch, watch_until};
 pub use flv::Track;
