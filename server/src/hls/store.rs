@@ -52,6 +52,8 @@ pub enum Readiness {
 
 pub struct HlsStream {
     segmenter: Mutex<Segmenter>,
+    /// The playlist as last written: made once per part, not once per request.
+    playlist: Mutex<Option<Bytes>>,
     /// Bumped whenever a part or segment is added, to wake waiting requests.
     changes: watch::Sender<u64>,
     discontinuities_dropped: Mutex<u64>,
@@ -62,6 +64,7 @@ impl HlsStream {
     fn new(settings: SegmenterSettings, first_msn: u64) -> Self {
         Self {
             segmenter: Mutex::new(Segmenter::new(settings, first_msn)),
+            playlist: Mutex::new(None),
             changes: watch::channel(0).0,
             discontinuities_dropped: Mutex::new(0),
             viewers: Mutex::new(HashMap::new()),
@@ -82,17 +85,19 @@ impl HlsStream {
         f(&mut segmenter);
         if progress(&segmenter) != before {
             let lost = dropped_before.saturating_sub(discontinuities(&segmenter));
-            if lost > 0 {
-                *self.discontinuities_dropped.lock().unwrap_or_else(|p| p.into_inner()) += lost;
-            }
+            let mut dropped = self.discontinuities_dropped.lock().unwrap_or_else(|p| p.into_inner());
+            *dropped += lost;
+            let text = playlist::render(&segmenter, *dropped).map(Bytes::from);
+            drop(dropped);
             drop(segmenter);
+            *self.playlist.lock().unwrap_or_else(|p| p.into_inner()) = text;
             self.changes.send_modify(|n| *n += 1);
         }
     }
 
-    pub fn playlist(&self) -> Option<String> {
-        let dropped = *self.discontinuities_dropped.lock().unwrap_or_else(|p| p.into_inner());
-        playlist::render(&self.lock(), dropped)
+    /// The current playlist, or `None` before the first complete segment.
+    pub fn playlist(&self) -> Option<Bytes> {
+        self.playlist.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub fn target_duration(&self) -> Duration {

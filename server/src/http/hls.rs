@@ -79,7 +79,7 @@ async fn playlist_get(
         .playlist()
         .ok_or_else(|| ApiError::Unavailable(format!("stream {name:?} is starting; its first segment is on the way")))?;
     stream.saw_viewer(peer.ip(), Instant::now());
-    Ok(respond(Bytes::from(text), "application/vnd.apple.mpegurl", PLAYLIST_CACHE))
+    Ok(respond(text, "application/vnd.apple.mpegurl", PLAYLIST_CACHE))
 }
 
 /// A file name from the playlist.
