@@ -58,7 +58,10 @@ pub async fn streams() -> Result<Vec<StreamStatus>, String> {
     if !response.ok() {
         return Err(format!("the server answered {}", response.status()));
     }
-    response.json().await.map_err(|err| format!("unexpected answer: {err}"))
+    response
+        .json()
+        .await
+        .map_err(|err| format!("unexpected answer: {err}"))
 }
 
 /// On the server the page renders without data; the browser fetches it.

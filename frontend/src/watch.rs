@@ -31,7 +31,8 @@ pub fn WatchPage() -> impl IntoView {
         streams.get().map(|result| {
             result.map(|list| {
                 let name = wanted();
-                list.into_iter().find(|s| name.as_deref().is_none_or(|n| n == s.name))
+                list.into_iter()
+                    .find(|s| name.as_deref().is_none_or(|n| n == s.name))
             })
         })
     };

@@ -26,16 +26,20 @@ pub const RTMP_APP: &str = "live";
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid TOML: {source}")]
-    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
     #[error("{key} = {value:?} is not an address like 0.0.0.0:1935 or [::]:1935")]
     Address { key: &'static str, value: String },
     #[error("--stream {0:?} is not NAME=KEY")]
     StreamFlag(String),
-    #[error(
-        "stream name {0:?} is not allowed: use 1 to 64 lowercase letters, digits, '-' or '_'"
-    )]
+    #[error("stream name {0:?} is not allowed: use 1 to 64 lowercase letters, digits, '-' or '_'")]
     StreamName(String),
     #[error("stream {0:?} is configured twice")]
     DuplicateStream(String),
@@ -48,12 +52,19 @@ pub enum ConfigError {
     #[error("{key} must be at most {max}")]
     TooLarge { key: &'static str, max: u64 },
     #[error("cannot keep the stream key in {path}: {source}")]
-    KeyFile { path: PathBuf, source: std::io::Error },
+    KeyFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// `tinsel`: one binary for the whole service.
 #[derive(Debug, Parser)]
-#[command(name = "tinsel", version, about = "Live streaming for the office tree: RTMP in; RTMP, LL-HLS and WebRTC out; the lights on the side.")]
+#[command(
+    name = "tinsel",
+    version,
+    about = "Live streaming for the office tree: RTMP in; RTMP, LL-HLS and WebRTC out; the lights on the side."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -83,7 +94,13 @@ pub struct ServeArgs {
     pub data_dir: Option<PathBuf>,
     /// A stream and its publish key; repeat for more. With none, one stream
     /// `tree` exists with a key generated on first start [env: TINSEL_STREAM, comma-separated]
-    #[arg(long = "stream", env = "TINSEL_STREAM", value_name = "NAME=KEY", value_delimiter = ',', hide_env = true)]
+    #[arg(
+        long = "stream",
+        env = "TINSEL_STREAM",
+        value_name = "NAME=KEY",
+        value_delimiter = ',',
+        hide_env = true
+    )]
     pub streams: Vec<String>,
     /// The built web app (the output of `cargo leptos build`) [default: target/site]
     #[arg(long, env = "TINSEL_SITE_DIR", value_name = "DIR")]
@@ -213,11 +230,17 @@ impl Config {
     pub fn merge(args: &ServeArgs, raw: RawConfig) -> Result<(Self, Vec<NewKey>), ConfigError> {
         let rtmp_listen = address(
             "rtmp_listen",
-            args.rtmp_listen.as_deref().or(raw.rtmp_listen.as_deref()).unwrap_or(DEFAULT_RTMP_LISTEN),
+            args.rtmp_listen
+                .as_deref()
+                .or(raw.rtmp_listen.as_deref())
+                .unwrap_or(DEFAULT_RTMP_LISTEN),
         )?;
         let http_listen = address(
             "http_listen",
-            args.http_listen.as_deref().or(raw.http_listen.as_deref()).unwrap_or(DEFAULT_HTTP_LISTEN),
+            args.http_listen
+                .as_deref()
+                .or(raw.http_listen.as_deref())
+                .unwrap_or(DEFAULT_HTTP_LISTEN),
         )?;
         let data_dir = args
             .data_dir
@@ -233,7 +256,10 @@ impl Config {
         let mut declared: Vec<(String, Option<Secret>)> = if args.streams.is_empty() {
             raw.streams.into_iter().map(|s| (s.name, s.key)).collect()
         } else {
-            args.streams.iter().map(|flag| stream_flag(flag)).collect::<Result<_, _>>()?
+            args.streams
+                .iter()
+                .map(|flag| stream_flag(flag))
+                .collect::<Result<_, _>>()?
         };
         if declared.is_empty() {
             declared.push((DEFAULT_STREAM.to_string(), None));
@@ -250,7 +276,10 @@ impl Config {
                 None => {
                     let (key, created) = stored_key(&data_dir, &name)?;
                     if let Some(path) = created {
-                        new_keys.push(NewKey { stream: name.clone(), path });
+                        new_keys.push(NewKey {
+                            stream: name.clone(),
+                            path,
+                        });
                     }
                     key
                 }
@@ -264,17 +293,32 @@ impl Config {
             streams.push(StreamConfig { name, key });
         }
 
-        let viewer_queue_frames = args.viewer_queue_frames.or(raw.viewer_queue_frames).unwrap_or(512);
+        let viewer_queue_frames = args
+            .viewer_queue_frames
+            .or(raw.viewer_queue_frames)
+            .unwrap_or(512);
         at_least("viewer_queue_frames", viewer_queue_frames as u64, 16)?;
-        let stall = args.viewer_stall_timeout_s.or(raw.viewer_stall_timeout_s).unwrap_or(10);
+        let stall = args
+            .viewer_stall_timeout_s
+            .or(raw.viewer_stall_timeout_s)
+            .unwrap_or(10);
         at_least("viewer_stall_timeout_s", stall, 1)?;
-        let rtmp_max_connections = args.rtmp_max_connections.or(raw.rtmp_max_connections).unwrap_or(4096);
+        let rtmp_max_connections = args
+            .rtmp_max_connections
+            .or(raw.rtmp_max_connections)
+            .unwrap_or(4096);
         at_least("rtmp_max_connections", rtmp_max_connections as u64, 1)?;
         let rtmp_batch_ms = args.rtmp_batch_ms.or(raw.rtmp_batch_ms).unwrap_or(100);
-        let part_ms = args.hls_part_target_ms.or(raw.hls_part_target_ms).unwrap_or(334);
+        let part_ms = args
+            .hls_part_target_ms
+            .or(raw.hls_part_target_ms)
+            .unwrap_or(334);
         at_least("hls_part_target_ms", part_ms, 100)?;
         at_most("hls_part_target_ms", part_ms, 1000)?;
-        let window = args.hls_window_segments.or(raw.hls_window_segments).unwrap_or(6);
+        let window = args
+            .hls_window_segments
+            .or(raw.hls_window_segments)
+            .unwrap_or(6);
         at_least("hls_window_segments", window as u64, 3)?;
 
         let config = Config {
@@ -301,28 +345,47 @@ impl Config {
     pub fn stream_for_key(&self, key: &str) -> Option<&StreamConfig> {
         // Every key is compared, so the time taken does not tell which one matched.
         self.streams.iter().fold(None, |found, stream| {
-            if stream.key.matches(key) { Some(stream) } else { found }
+            if stream.key.matches(key) {
+                Some(stream)
+            } else {
+                found
+            }
         })
     }
 }
 
 fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-    toml::from_str(&text)
-        .map_err(|source| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(source) })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })
 }
 
 fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| ConfigError::Address { key, value: value.to_string() })
+    value.parse().map_err(|_| ConfigError::Address {
+        key,
+        value: value.to_string(),
+    })
 }
 
 fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
-    if value < min { Err(ConfigError::TooSmall { key, min }) } else { Ok(()) }
+    if value < min {
+        Err(ConfigError::TooSmall { key, min })
+    } else {
+        Ok(())
+    }
 }
 
 fn at_most(key: &'static str, value: u64, max: u64) -> Result<(), ConfigError> {
-    if value > max { Err(ConfigError::TooLarge { key, max }) } else { Ok(()) }
+    if value > max {
+        Err(ConfigError::TooLarge { key, max })
+    } else {
+        Ok(())
+    }
 }
 
 fn stream_flag(flag: &str) -> Result<(String, Option<Secret>), ConfigError> {
@@ -336,8 +399,14 @@ fn stream_flag(flag: &str) -> Result<(String, Option<Secret>), ConfigError> {
 
 fn check_name(name: &str) -> Result<(), ConfigError> {
     let ok = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok { Ok(()) } else { Err(ConfigError::StreamName(name.to_string())) }
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::StreamName(name.to_string()))
+    }
 }
 
 /// The key kept in `DATA_DIR/NAME.key`, made (readable by the owner only) when
@@ -348,7 +417,10 @@ fn stored_key(data_dir: &Path, name: &str) -> Result<(Secret, Option<PathBuf>), 
     use std::os::unix::fs::OpenOptionsExt;
 
     let path = data_dir.join(format!("{name}.key"));
-    let fail = |source| ConfigError::KeyFile { path: path.clone(), source };
+    let fail = |source| ConfigError::KeyFile {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => return Ok((Secret::new(text.trim()), None)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
@@ -369,7 +441,8 @@ fn stored_key(data_dir: &Path, name: &str) -> Result<(Secret, Option<PathBuf>), 
         .mode(0o600)
         .open(&temp)
         .map_err(fail)?;
-    file.write_all(format!("{key}\n").as_bytes()).map_err(fail)?;
+    file.write_all(format!("{key}\n").as_bytes())
+        .map_err(fail)?;
     file.sync_all().map_err(fail)?;
     std::fs::rename(&temp, &path).map_err(fail)?;
     Ok((Secret::new(key), Some(path)))
@@ -390,7 +463,10 @@ mod tests {
     }
 
     fn args(dir: &Path) -> ServeArgs {
-        ServeArgs { data_dir: Some(dir.to_path_buf()), ..Default::default() }
+        ServeArgs {
+            data_dir: Some(dir.to_path_buf()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -403,7 +479,10 @@ mod tests {
         assert_eq!(config.streams.len(), 1);
         assert_eq!(config.streams[0].name, "tree");
         assert_eq!(new_keys.len(), 1);
-        let mode = std::fs::metadata(&new_keys[0].path).unwrap().permissions().mode();
+        let mode = std::fs::metadata(&new_keys[0].path)
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
 
         let (again, new_keys) = Config::merge(&args(&dir), RawConfig::default()).unwrap();
@@ -438,12 +517,19 @@ mod tests {
         let dir = temp_dir();
         let mut bad = args(&dir);
         bad.rtmp_listen = Some("localhost".into());
-        let err = Config::merge(&bad, RawConfig::default()).unwrap_err().to_string();
-        assert!(err.contains("rtmp_listen") && err.contains("[::]:1935"), "{err}");
+        let err = Config::merge(&bad, RawConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rtmp_listen") && err.contains("[::]:1935"),
+            "{err}"
+        );
 
         let mut bad = args(&dir);
         bad.streams = vec!["Tree=abcdefghij".into()];
-        let err = Config::merge(&bad, RawConfig::default()).unwrap_err().to_string();
+        let err = Config::merge(&bad, RawConfig::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("lowercase"), "{err}");
 
         let mut bad = args(&dir);

@@ -23,6 +23,8 @@
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
 //! and returns when every connection task has ended.
 
+#![warn(clippy::await_holding_lock)]
+
 pub mod config;
 pub mod hls;
 pub mod http;
@@ -55,18 +57,30 @@ pub struct Listeners {
 ///
 /// # Errors
 /// The HTTP server failing outright (not a single connection).
-pub async fn run(config: Config, listeners: Listeners, token: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    token: CancellationToken,
+) -> std::io::Result<()> {
     let config = Arc::new(config);
     let hub = media::StreamHub::new(
         config.streams.iter().map(|s| s.name.as_str()),
-        HubSettings { viewer_queue_frames: config.viewer_queue_frames, ..HubSettings::default() },
+        HubSettings {
+            viewer_queue_frames: config.viewer_queue_frames,
+            ..HubSettings::default()
+        },
     );
     let hls = hls::HlsStore::new(config.streams.iter().map(|s| s.name.as_str()), &config.hls);
     let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone());
     let tracker = TaskTracker::new();
     for stream in &config.streams {
         if let Some(segmenter) = hls.stream(&stream.name) {
-            tracker.spawn(hls::task::run(hub.clone(), stream.name.clone(), Arc::clone(segmenter), token.child_token()));
+            tracker.spawn(hls::task::run(
+                hub.clone(),
+                stream.name.clone(),
+                Arc::clone(segmenter),
+                token.child_token(),
+            ));
         }
     }
 
@@ -89,7 +103,10 @@ pub async fn run(config: Config, listeners: Listeners, token: CancellationToken)
         .await;
 
     tracker.close();
-    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
+        .await
+        .is_err()
+    {
         warn!("some connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
     }
     served

@@ -48,7 +48,9 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
         // Handlers are in place before anyone can learn that the server is up.
         let signals = Signals::install()?;
         tokio::spawn(signals.cancel_on_first(token.clone()));
-        tinsel::run(config, listeners, token).await.context("the HTTP server failed")
+        tinsel::run(config, listeners, token)
+            .await
+            .context("the HTTP server failed")
     })?;
     info!("stopped");
     Ok(())
@@ -56,15 +58,21 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
 
 /// Binds `addr`; `[::]` also takes IPv4 (dual stack), as users expect of "all addresses".
 async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpListener> {
-    let socket = if addr.is_ipv6() { tokio::net::TcpSocket::new_v6() } else { tokio::net::TcpSocket::new_v4() }
-        .with_context(|| format!("cannot open a {what} socket"))?;
+    let socket = if addr.is_ipv6() {
+        tokio::net::TcpSocket::new_v6()
+    } else {
+        tokio::net::TcpSocket::new_v4()
+    }
+    .with_context(|| format!("cannot open a {what} socket"))?;
     socket.set_reuseaddr(true)?;
     if addr.is_ipv6() && addr.ip().is_unspecified() {
         socket2::SockRef::from(&socket).set_only_v6(false)?;
     }
     socket.bind(addr).map_err(|err| {
         let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
-            format!("the port is already taken; stop the other program or choose another with {flag}")
+            format!(
+                "the port is already taken; stop the other program or choose another with {flag}"
+            )
         } else {
             err.to_string()
         };
@@ -76,7 +84,9 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpLis
 /// The first start made a key: show it once, with what to paste into OBS.
 fn print_new_keys(config: &Config, new_keys: &[NewKey], rtmp: SocketAddr) {
     for new in new_keys {
-        let Some(stream) = config.streams.iter().find(|s| s.name == new.stream) else { continue };
+        let Some(stream) = config.streams.iter().find(|s| s.name == new.stream) else {
+            continue;
+        };
         let port = rtmp.port();
         println!(
             "\nNew stream key for stream {name:?} (kept in {path}; shown only this once).\n\

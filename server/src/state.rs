@@ -25,7 +25,12 @@ impl AppState {
             .site_root(config.site_dir.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .build();
-        Self { config, hub, hls, leptos }
+        Self {
+            config,
+            hub,
+            hls,
+            leptos,
+        }
     }
 }
 

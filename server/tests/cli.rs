@@ -16,7 +16,16 @@ fn tinsel() -> Command {
 fn help_lists_every_option_with_its_default() {
     let (ok, out, _) = run(tinsel().args(["serve", "--help"]), Duration::from_secs(10));
     assert!(ok);
-    for option in ["--config", "--rtmp-listen", "--http-listen", "--data-dir", "--stream", "--site-dir", "--viewer-queue-frames", "--viewer-stall-timeout-s"] {
+    for option in [
+        "--config",
+        "--rtmp-listen",
+        "--http-listen",
+        "--data-dir",
+        "--stream",
+        "--site-dir",
+        "--viewer-queue-frames",
+        "--viewer-stall-timeout-s",
+    ] {
         assert!(out.contains(option), "{option} missing from:\n{out}");
     }
     for default in ["[::]:1935", "[::]:8080", "./data", "TINSEL_HTTP_LISTEN"] {
@@ -29,15 +38,24 @@ fn bad_config_exits_non_zero_with_one_line() {
     let dir = temp_dir("badconfig");
     let file = dir.join("tinsel.toml");
     std::fs::write(&file, "http_listen = 8080\n").unwrap();
-    let (ok, _, err) = run(tinsel().args(["serve", "--config"]).arg(&file), Duration::from_secs(10));
+    let (ok, _, err) = run(
+        tinsel().args(["serve", "--config"]).arg(&file),
+        Duration::from_secs(10),
+    );
     assert!(!ok);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("tinsel:")).collect();
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].contains("tinsel.toml"), "names the file: {err}");
 
-    let (ok, _, err) = run(tinsel().args(["serve", "--rtmp-listen", "nowhere"]), Duration::from_secs(10));
+    let (ok, _, err) = run(
+        tinsel().args(["serve", "--rtmp-listen", "nowhere"]),
+        Duration::from_secs(10),
+    );
     assert!(!ok);
-    assert!(err.contains("rtmp_listen") && err.contains("[::]:1935"), "{err}");
+    assert!(
+        err.contains("rtmp_listen") && err.contains("[::]:1935"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -46,11 +64,23 @@ fn taken_port_is_reported() {
     let addr = taken.local_addr().unwrap().to_string();
     let dir = temp_dir("taken");
     let (ok, _, err) = run(
-        tinsel().args(["serve", "--rtmp-listen", "127.0.0.1:0", "--http-listen", &addr, "--data-dir"]).arg(&dir),
+        tinsel()
+            .args([
+                "serve",
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                &addr,
+                "--data-dir",
+            ])
+            .arg(&dir),
         Duration::from_secs(10),
     );
     assert!(!ok);
-    assert!(err.contains("already taken") && err.contains("--http-listen"), "{err}");
+    assert!(
+        err.contains("already taken") && err.contains("--http-listen"),
+        "{err}"
+    );
 }
 
 /// Starts `tinsel serve` on the default streams, collects what it prints until
@@ -59,7 +89,14 @@ fn first_output(dir: &std::path::Path) -> String {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut child = tinsel()
-        .args(["serve", "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--rtmp-listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -77,9 +114,12 @@ fn first_output(dir: &std::path::Path) -> String {
     });
     let stdout = child.stdout.take().unwrap();
     let printed = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
-    ready.recv_timeout(Duration::from_secs(20)).expect("the server gets ready");
+    ready
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the server gets ready");
     common::signal(child.id(), libc::SIGTERM);
-    let status = common::wait_exit(&mut child, Duration::from_secs(15)).expect("exits after SIGTERM");
+    let status =
+        common::wait_exit(&mut child, Duration::from_secs(15)).expect("exits after SIGTERM");
     assert!(status.success());
     printed.join().unwrap()
 }
@@ -92,11 +132,23 @@ fn first_start_makes_a_private_key_and_prints_it_once() {
     let path = dir.join("tree.key");
     let key = std::fs::read_to_string(&path).unwrap().trim().to_string();
     assert!(key.len() >= 24, "a long random key");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(first.contains(&format!("Stream Key: {key}")), "OBS settings printed: {first}");
-    assert!(first.contains("/live"), "the OBS server URL is printed: {first}");
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        first.contains(&format!("Stream Key: {key}")),
+        "OBS settings printed: {first}"
+    );
+    assert!(
+        first.contains("/live"),
+        "the OBS server URL is printed: {first}"
+    );
     let second = first_output(&dir);
-    assert!(!second.contains(&key), "the key is printed only on the start that made it");
+    assert!(
+        !second.contains(&key),
+        "the key is printed only on the start that made it"
+    );
 }
 
 #[test]

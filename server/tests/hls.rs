@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 
 use common::{Publisher, Server, run, wait_for};
 
-fn get_with_headers(server: &Server, path: &str) -> (u16, String, Vec<u8>, Option<String>, Option<String>) {
+fn get_with_headers(
+    server: &Server,
+    path: &str,
+) -> (u16, String, Vec<u8>, Option<String>, Option<String>) {
     let url = format!("http://{}{path}", server.http);
     let response = match ureq::get(&url).timeout(Duration::from_secs(20)).call() {
         Ok(response) => response,
@@ -18,17 +21,23 @@ fn get_with_headers(server: &Server, path: &str) -> (u16, String, Vec<u8>, Optio
     let status = response.status();
     let content_type = response.content_type().to_string();
     let cache = response.header("cache-control").map(str::to_string);
-    let cors = response.header("access-control-allow-origin").map(str::to_string);
+    let cors = response
+        .header("access-control-allow-origin")
+        .map(str::to_string);
     let mut body = Vec::new();
     std::io::Read::read_to_end(&mut response.into_reader(), &mut body).unwrap();
     (status, content_type, body, cache, cors)
 }
 
 fn playlist(server: &Server) -> String {
-    wait_for(Duration::from_secs(20), "a playlist with a complete segment", || {
-        let (status, body) = server.get("/hls/tree/index.m3u8");
-        (status == 200).then_some(body)
-    })
+    wait_for(
+        Duration::from_secs(20),
+        "a playlist with a complete segment",
+        || {
+            let (status, body) = server.get("/hls/tree/index.m3u8");
+            (status == 200).then_some(body)
+        },
+    )
 }
 
 #[test]
@@ -45,14 +54,25 @@ fn ffmpeg_decodes_ten_seconds_of_the_hls_stream() {
     assert!(ok && err.trim().is_empty(), "ffmpeg reading HLS: {err}");
     let (ok, out, err) = run(
         Command::new("ffprobe").args([
-            "-v", "error", "-show_entries", "stream=codec_type,codec_name,width,height", "-of", "json", &url,
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,width,height",
+            "-of",
+            "json",
+            &url,
         ]),
         Duration::from_secs(60),
     );
     assert!(ok, "{err}");
     let probe: serde_json::Value = serde_json::from_str(&out).unwrap();
     let streams = probe["streams"].as_array().unwrap();
-    assert!(streams.iter().any(|s| s["codec_name"] == "h264" && s["width"] == 1280 && s["height"] == 720), "{out}");
+    assert!(
+        streams
+            .iter()
+            .any(|s| s["codec_name"] == "h264" && s["width"] == 1280 && s["height"] == 720),
+        "{out}"
+    );
     assert!(streams.iter().any(|s| s["codec_name"] == "aac"), "{out}");
 }
 
@@ -68,9 +88,20 @@ fn playlist_has_the_low_latency_tags_and_every_uri_is_served() {
     });
     println!("{text}");
     let (status, content_type, _, cache, cors) = get_with_headers(&server, "/hls/tree/index.m3u8");
-    assert_eq!((status, content_type.as_str()), (200, "application/vnd.apple.mpegurl"));
-    assert_eq!(cache.as_deref(), Some("public, max-age=1"), "a playlist is never cached for long");
-    assert_eq!(cors.as_deref(), Some("*"), "players on other origins may read it");
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "application/vnd.apple.mpegurl")
+    );
+    assert_eq!(
+        cache.as_deref(),
+        Some("public, max-age=1"),
+        "a playlist is never cached for long"
+    );
+    assert_eq!(
+        cors.as_deref(),
+        Some("*"),
+        "players on other origins may read it"
+    );
 
     for tag in [
         "#EXT-X-VERSION:",
@@ -84,8 +115,16 @@ fn playlist_has_the_low_latency_tags_and_every_uri_is_served() {
         assert!(text.contains(tag), "{tag} missing");
     }
     for line in text.lines().filter(|l| l.starts_with("#EXT-X-PART:")) {
-        let duration: f64 = line["#EXT-X-PART:DURATION=".len()..].split(',').next().unwrap().parse().unwrap();
-        assert!(duration <= 0.334, "a part of {duration} s is over the target: {line}");
+        let duration: f64 = line["#EXT-X-PART:DURATION=".len()..]
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(
+            duration <= 0.334,
+            "a part of {duration} s is over the target: {line}"
+        );
     }
 
     let uris: Vec<String> = text
@@ -102,17 +141,34 @@ fn playlist_has_the_low_latency_tags_and_every_uri_is_served() {
             }
         })
         .collect();
-    assert!(uris.iter().any(|u| u.starts_with("init")) && uris.iter().any(|u| u.starts_with("seg")) && uris.iter().any(|u| u.starts_with("part")));
+    assert!(
+        uris.iter().any(|u| u.starts_with("init"))
+            && uris.iter().any(|u| u.starts_with("seg"))
+            && uris.iter().any(|u| u.starts_with("part"))
+    );
     for uri in &uris {
-        let (status, content_type, body, cache, _) = get_with_headers(&server, &format!("/hls/tree/{uri}"));
+        let (status, content_type, body, cache, _) =
+            get_with_headers(&server, &format!("/hls/tree/{uri}"));
         assert_eq!(status, 200, "{uri}");
         assert_eq!(content_type, "video/mp4", "{uri}");
-        assert_eq!(cache.as_deref(), Some("public, max-age=31536000, immutable"), "{uri}");
+        assert_eq!(
+            cache.as_deref(),
+            Some("public, max-age=31536000, immutable"),
+            "{uri}"
+        );
         let kind = &body[4..8];
-        assert!(kind == b"ftyp" || kind == b"moof", "{uri} starts with {:?}", String::from_utf8_lossy(kind));
+        assert!(
+            kind == b"ftyp" || kind == b"moof",
+            "{uri} starts with {:?}",
+            String::from_utf8_lossy(kind)
+        );
     }
     println!("served all {} URIs of the playlist", uris.len());
-    assert_eq!(server.tree_status()["viewers"]["hls"], 1, "this client counts as one HLS viewer");
+    assert_eq!(
+        server.tree_status()["viewers"]["hls"],
+        1,
+        "this client counts as one HLS viewer"
+    );
 
     let (status, _, body, _, _) = get_with_headers(&server, "/hls/nope/index.m3u8");
     assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
@@ -120,12 +176,21 @@ fn playlist_has_the_low_latency_tags_and_every_uri_is_served() {
 
 /// The playlist lists the part as complete (not only as the preload hint).
 fn lists_part(playlist: &str, uri: &str) -> bool {
-    playlist.lines().any(|line| line.starts_with("#EXT-X-PART:") && line.contains(uri))
+    playlist
+        .lines()
+        .any(|line| line.starts_with("#EXT-X-PART:") && line.contains(uri))
 }
 
 fn preload_hint(text: &str) -> (u64, usize) {
-    let line = text.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT")).unwrap();
-    let uri = line.split("URI=\"part").nth(1).unwrap().trim_end_matches(".m4s\"");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))
+        .unwrap();
+    let uri = line
+        .split("URI=\"part")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(".m4s\"");
     let (msn, index) = uri.split_once('.').unwrap();
     (msn.parse().unwrap(), index.parse().unwrap())
 }
@@ -155,12 +220,21 @@ fn blocking_reload_answers_when_the_part_exists_and_refuses_the_far_future() {
                 None
             });
             let asked = Instant::now();
-            let (status, body) = server.get(&format!("/hls/tree/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"));
+            let (status, body) = server.get(&format!(
+                "/hls/tree/index.m3u8?_HLS_msn={msn}&_HLS_part={part}"
+            ));
             let answered = Instant::now();
             assert_eq!(status, 200, "{body}");
-            assert!(lists_part(&body, &uri), "the answer lists part {msn}.{part}");
+            assert!(
+                lists_part(&body, &uri),
+                "the answer lists part {msn}.{part}"
+            );
             delays.push(answered - asked);
-            (poller.join().unwrap().expect("the poller saw the part"), answered, body)
+            (
+                poller.join().unwrap().expect("the poller saw the part"),
+                answered,
+                body,
+            )
         });
         let late = answered.saturating_duration_since(seen);
         delays.push(late);
@@ -173,14 +247,27 @@ fn blocking_reload_answers_when_the_part_exists_and_refuses_the_far_future() {
         waited.iter().map(Duration::as_millis).collect::<Vec<_>>(),
         late.iter().map(Duration::as_millis).collect::<Vec<_>>(),
     );
-    assert!(worst < Duration::from_millis(334), "answered {worst:?} after the part was there");
-    assert!(waited.iter().any(|w| *w > Duration::from_millis(100)), "the server did hold requests");
+    assert!(
+        worst < Duration::from_millis(334),
+        "answered {worst:?} after the part was there"
+    );
+    assert!(
+        waited.iter().any(|w| *w > Duration::from_millis(100)),
+        "the server did hold requests"
+    );
 
     let (msn, _) = preload_hint(&text);
     let asked = Instant::now();
-    let (status, body) = server.get(&format!("/hls/tree/index.m3u8?_HLS_msn={}&_HLS_part=0", msn + 10));
+    let (status, body) = server.get(&format!(
+        "/hls/tree/index.m3u8?_HLS_msn={}&_HLS_part=0",
+        msn + 10
+    ));
     assert_eq!(status, 400, "{body}");
-    assert!(asked.elapsed() < Duration::from_millis(200), "the far future fails fast: {:?}", asked.elapsed());
+    assert!(
+        asked.elapsed() < Duration::from_millis(200),
+        "the far future fails fast: {:?}",
+        asked.elapsed()
+    );
     assert!(body.contains("ahead"), "{body}");
 }
 
@@ -198,11 +285,15 @@ fn publisher_restart_adds_a_discontinuity_and_offline_is_404() {
 
     let _publisher = Publisher::start(&server.publish_url());
     server.wait_live(true);
-    let text = wait_for(Duration::from_secs(20), "a discontinuity and a segment after it", || {
-        let (status, text) = server.get("/hls/tree/index.m3u8");
-        let after = text.split("#EXT-X-DISCONTINUITY\n").nth(1)?;
-        (status == 200 && after.contains("#EXTINF")).then_some(text)
-    });
+    let text = wait_for(
+        Duration::from_secs(20),
+        "a discontinuity and a segment after it",
+        || {
+            let (status, text) = server.get("/hls/tree/index.m3u8");
+            let after = text.split("#EXT-X-DISCONTINUITY\n").nth(1)?;
+            (status == 200 && after.contains("#EXTINF")).then_some(text)
+        },
+    );
     let maps = text.matches("#EXT-X-MAP:").count();
     assert_eq!(maps, 2, "a new init segment after the restart:\n{text}");
     let url = format!("http://{}/hls/tree/index.m3u8", server.http);
@@ -210,5 +301,8 @@ fn publisher_restart_adds_a_discontinuity_and_offline_is_404() {
         Command::new("ffmpeg").args(["-v", "error", "-i", &url, "-t", "4", "-f", "null", "-"]),
         Duration::from_secs(60),
     );
-    assert!(ok && err.trim().is_empty(), "ffmpeg after the restart: {err}");
+    assert!(
+        ok && err.trim().is_empty(),
+        "ffmpeg after the restart: {err}"
+    );
 }

@@ -9,7 +9,10 @@ use common::{Publisher, Server, wait_for};
 use tinsel_load::{Track, Viewer, run_many, summarize};
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 #[test]
@@ -20,17 +23,42 @@ fn fifty_viewers_all_receive_the_stream() {
     // A keyframe in the cache: the publisher sends one every 2 s.
     std::thread::sleep(Duration::from_millis(2500));
 
-    let reports = runtime().block_on(run_many(&server.play_url(), 50, Duration::from_secs(1), Duration::from_secs(6)));
+    let reports = runtime().block_on(run_many(
+        &server.play_url(),
+        50,
+        Duration::from_secs(1),
+        Duration::from_secs(6),
+    ));
     let summary = summarize(&reports, 30.0);
     println!("50 viewers:\n{summary}");
-    assert_eq!(summary.failed, 0, "{:?}", reports.iter().filter_map(|r| r.error.as_ref()).collect::<Vec<_>>());
-    assert!(reports.iter().all(|r| r.time_to_first_keyframe.is_some() && r.video_frames > 100 && r.audio_frames > 100));
+    assert_eq!(
+        summary.failed,
+        0,
+        "{:?}",
+        reports
+            .iter()
+            .filter_map(|r| r.error.as_ref())
+            .collect::<Vec<_>>()
+    );
+    assert!(reports.iter().all(|r| r.time_to_first_keyframe.is_some()
+        && r.video_frames > 100
+        && r.audio_frames > 100));
     assert_eq!(summary.keeping_up, 50, "every viewer keeps up");
     let ttfk = summary.ttfk_median.unwrap();
-    assert!(ttfk < Duration::from_millis(500), "median time to first keyframe {ttfk:?}: the GOP cache starts viewers at once");
+    assert!(
+        ttfk < Duration::from_millis(500),
+        "median time to first keyframe {ttfk:?}: the GOP cache starts viewers at once"
+    );
     let behind = summary.behind_live_median.unwrap();
-    assert!(behind < Duration::from_millis(300), "median behind live {behind:?}: the cached GOP is packed at the live edge");
-    assert_eq!(server.tree_status()["viewers"]["rtmp"], 0, "viewers are counted out when they leave");
+    assert!(
+        behind < Duration::from_millis(300),
+        "median behind live {behind:?}: the cached GOP is packed at the live edge"
+    );
+    assert_eq!(
+        server.tree_status()["viewers"]["rtmp"],
+        0,
+        "viewers are counted out when they leave"
+    );
 }
 
 #[test]
@@ -40,12 +68,18 @@ fn viewer_keeps_receiving_across_a_publisher_restart_with_rising_timestamps() {
     server.wait_live(true);
     let rt = runtime();
     rt.block_on(async {
-        let mut viewer = Viewer::connect(&server.play_url(), Duration::from_secs(10)).await.unwrap();
+        let mut viewer = Viewer::connect(&server.play_url(), Duration::from_secs(10))
+            .await
+            .unwrap();
         let mut last_ts = [None::<u32>, None::<u32>];
         let mut check = |media: &tinsel_load::Media| {
             let slot = &mut last_ts[matches!(media.track, Track::Audio) as usize];
             if let Some(prev) = *slot {
-                assert!(media.timestamp >= prev, "timestamps go back: {prev} then {}", media.timestamp);
+                assert!(
+                    media.timestamp >= prev,
+                    "timestamps go back: {prev} then {}",
+                    media.timestamp
+                );
             }
             *slot = Some(media.timestamp);
         };
@@ -53,7 +87,11 @@ fn viewer_keeps_receiving_across_a_publisher_restart_with_rising_timestamps() {
         let mut keyframes = 0;
         while keyframes < 1 {
             assert!(Instant::now() < deadline, "no keyframe before the restart");
-            let media = tokio::time::timeout(Duration::from_secs(10), viewer.next_media()).await.unwrap().unwrap().expect("connection open");
+            let media = tokio::time::timeout(Duration::from_secs(10), viewer.next_media())
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("connection open");
             check(&media);
             keyframes += usize::from(media.keyframe && !media.config);
         }
@@ -64,8 +102,15 @@ fn viewer_keeps_receiving_across_a_publisher_restart_with_rising_timestamps() {
         let deadline = Instant::now() + Duration::from_secs(30);
         let (mut configs, mut after) = (0, 0);
         while after < 90 {
-            assert!(Instant::now() < deadline, "only {after} frames after the restart");
-            let media = tokio::time::timeout(Duration::from_secs(15), viewer.next_media()).await.unwrap().unwrap().expect("the connection stays open");
+            assert!(
+                Instant::now() < deadline,
+                "only {after} frames after the restart"
+            );
+            let media = tokio::time::timeout(Duration::from_secs(15), viewer.next_media())
+                .await
+                .unwrap()
+                .unwrap()
+                .expect("the connection stays open");
             check(&media);
             if media.config {
                 configs += 1;
@@ -73,7 +118,9 @@ fn viewer_keeps_receiving_across_a_publisher_restart_with_rising_timestamps() {
                 after += 1;
             }
         }
-        println!("same connection: {configs} configuration records and {after} frames after the restart");
+        println!(
+            "same connection: {configs} configuration records and {after} frames after the restart"
+        );
     });
 }
 

@@ -83,8 +83,15 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
             ..Default::default()
         },
         mdia: Mdia {
-            mdhd: Mdhd { timescale: VIDEO_TIMESCALE, language: "und".into(), ..Default::default() },
-            hdlr: Hdlr { handler: b"vide".into(), name: "Tinsel video".into() },
+            mdhd: Mdhd {
+                timescale: VIDEO_TIMESCALE,
+                language: "und".into(),
+                ..Default::default()
+            },
+            hdlr: Hdlr {
+                handler: b"vide".into(),
+                name: "Tinsel video".into(),
+            },
             minf: Minf {
                 vmhd: Some(Vmhd::default()),
                 dinf: data_information(),
@@ -118,7 +125,10 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
     if let Some(audio) = audio {
         let config = &audio.config;
         let object_type = config.first().map_or(2, |b| b >> 3);
-        let freq_index = config.first().zip(config.get(1)).map_or(3, |(a, b)| ((a & 0x07) << 1) | (b >> 7));
+        let freq_index = config
+            .first()
+            .zip(config.get(1))
+            .map_or(3, |(a, b)| ((a & 0x07) << 1) | (b >> 7));
         let chan_conf = config.get(1).map_or(2, |b| (b >> 3) & 0x0f);
         traks.push(Trak {
             tkhd: Tkhd {
@@ -130,8 +140,15 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
                 ..Default::default()
             },
             mdia: Mdia {
-                mdhd: Mdhd { timescale: audio.sample_rate, language: "und".into(), ..Default::default() },
-                hdlr: Hdlr { handler: b"soun".into(), name: "Tinsel audio".into() },
+                mdhd: Mdhd {
+                    timescale: audio.sample_rate,
+                    language: "und".into(),
+                    ..Default::default()
+                },
+                hdlr: Hdlr {
+                    handler: b"soun".into(),
+                    name: "Tinsel audio".into(),
+                },
                 minf: Minf {
                     smhd: Some(Smhd::default()),
                     dinf: data_information(),
@@ -141,7 +158,8 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
                                 data_reference_index: 1,
                                 channel_count: audio.channels,
                                 sample_size: 16,
-                                sample_rate: (audio.sample_rate.min(u32::from(u16::MAX)) as u16).into(),
+                                sample_rate: (audio.sample_rate.min(u32::from(u16::MAX)) as u16)
+                                    .into(),
                             },
                             esds: Esds {
                                 es_desc: esds::EsDescriptor {
@@ -175,7 +193,11 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
     }
     let trex = traks
         .iter()
-        .map(|trak| Trex { track_id: trak.tkhd.track_id, default_sample_description_index: 1, ..Default::default() })
+        .map(|trak| Trex {
+            track_id: trak.tkhd.track_id,
+            default_sample_description_index: 1,
+            ..Default::default()
+        })
         .collect();
     let moov = Moov {
         mvhd: Mvhd {
@@ -185,7 +207,10 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
             next_track_id: traks.len() as u32 + 1,
             ..Default::default()
         },
-        mvex: Some(Mvex { trex, ..Default::default() }),
+        mvex: Some(Mvex {
+            trex,
+            ..Default::default()
+        }),
         trak: traks,
         ..Default::default()
     };
@@ -201,12 +226,23 @@ pub fn init_segment(video: &VideoTrack, audio: Option<&AudioTrack>) -> Result<By
 }
 
 fn data_information() -> Dinf {
-    Dinf { dref: Dref { entries: vec![Url { location: String::new() }.into()] } }
+    Dinf {
+        dref: Dref {
+            entries: vec![
+                Url {
+                    location: String::new(),
+                }
+                .into(),
+            ],
+        },
+    }
 }
 
 fn sample_table(codec: mp4_atom::Codec) -> Stbl {
     Stbl {
-        stsd: Stsd { codecs: vec![codec] },
+        stsd: Stsd {
+            codecs: vec![codec],
+        },
         stts: Stts::default(),
         stsc: Stsc::default(),
         stsz: Stsz::default(),
@@ -226,8 +262,14 @@ pub fn fragment(sequence_number: u32, runs: &[Run]) -> Result<Bytes, Fmp4Error> 
             .iter()
             .filter(|run| !run.samples.is_empty())
             .map(|run| Traf {
-                tfhd: Tfhd { track_id: run.track_id, default_base_is_moof: true, ..Default::default() },
-                tfdt: Some(Tfdt { base_media_decode_time: run.base_decode_time }),
+                tfhd: Tfhd {
+                    track_id: run.track_id,
+                    default_base_is_moof: true,
+                    ..Default::default()
+                },
+                tfdt: Some(Tfdt {
+                    base_media_decode_time: run.base_decode_time,
+                }),
                 trun: vec![Trun {
                     data_offset: Some(0),
                     samples: TrunSamples::Explicit(
@@ -236,7 +278,11 @@ pub fn fragment(sequence_number: u32, runs: &[Run]) -> Result<Bytes, Fmp4Error> 
                             .map(|sample| TrunEntry {
                                 duration: Some(sample.duration),
                                 size: Some(sample.data.len() as u32),
-                                flags: Some(if sample.sync { SYNC_SAMPLE } else { NON_SYNC_SAMPLE }),
+                                flags: Some(if sample.sync {
+                                    SYNC_SAMPLE
+                                } else {
+                                    NON_SYNC_SAMPLE
+                                }),
                                 cts: (run.track_id == VIDEO_TRACK).then_some(i64::from(sample.cts)),
                             })
                             .collect(),
@@ -252,7 +298,11 @@ pub fn fragment(sequence_number: u32, runs: &[Run]) -> Result<Bytes, Fmp4Error> 
     moof.encode(&mut sized)?;
     let mdat_header = 8;
     let mut offset = sized.len() + mdat_header;
-    for (traf, run) in moof.traf.iter_mut().zip(runs.iter().filter(|run| !run.samples.is_empty())) {
+    for (traf, run) in moof
+        .traf
+        .iter_mut()
+        .zip(runs.iter().filter(|run| !run.samples.is_empty()))
+    {
         traf.trun[0].data_offset = Some(offset as i32);
         offset += run.samples.iter().map(|s| s.data.len()).sum::<usize>();
     }
@@ -282,8 +332,16 @@ pub(crate) mod tests {
 
     fn tracks() -> (VideoTrack, AudioTrack) {
         (
-            VideoTrack { avcc: Bytes::from_static(AVCC), width: 1280, height: 720 },
-            AudioTrack { config: Bytes::from_static(&[0x11, 0x90]), sample_rate: 48000, channels: 2 },
+            VideoTrack {
+                avcc: Bytes::from_static(AVCC),
+                width: 1280,
+                height: 720,
+            },
+            AudioTrack {
+                config: Bytes::from_static(&[0x11, 0x90]),
+                sample_rate: 48000,
+                channels: 2,
+            },
         )
     }
 
@@ -307,14 +365,29 @@ pub(crate) mod tests {
             track_id: VIDEO_TRACK,
             base_decode_time: 9000,
             samples: vec![
-                Sample { data: Bytes::from_static(b"KEYFRAME"), duration: 3000, cts: 0, sync: true },
-                Sample { data: Bytes::from_static(b"P1"), duration: 3000, cts: 0, sync: false },
+                Sample {
+                    data: Bytes::from_static(b"KEYFRAME"),
+                    duration: 3000,
+                    cts: 0,
+                    sync: true,
+                },
+                Sample {
+                    data: Bytes::from_static(b"P1"),
+                    duration: 3000,
+                    cts: 0,
+                    sync: false,
+                },
             ],
         };
         let audio = Run {
             track_id: AUDIO_TRACK,
             base_decode_time: 4800,
-            samples: vec![Sample { data: Bytes::from_static(b"AAC"), duration: 1024, cts: 0, sync: true }],
+            samples: vec![Sample {
+                data: Bytes::from_static(b"AAC"),
+                duration: 1024,
+                cts: 0,
+                sync: true,
+            }],
         };
         let bytes = fragment(7, &[video, audio]).unwrap();
         let mut buf = bytes.as_ref();
@@ -324,7 +397,10 @@ pub(crate) mod tests {
         let audio_offset = moof.traf[1].trun[0].data_offset.unwrap() as usize;
         assert_eq!(&bytes[video_offset..video_offset + 10], b"KEYFRAMEP1");
         assert_eq!(&bytes[audio_offset..audio_offset + 3], b"AAC");
-        assert_eq!(moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time, 9000);
+        assert_eq!(
+            moof.traf[0].tfdt.as_ref().unwrap().base_media_decode_time,
+            9000
+        );
         let mdat = Any::decode(&mut buf).unwrap();
         assert!(matches!(mdat, Any::Mdat(_)), "an mdat follows the moof");
     }

@@ -42,7 +42,9 @@ pub fn target_duration(segmenter: &Segmenter) -> u64 {
 /// The playlist text, or `None` while there is not yet a complete segment.
 pub fn render(segmenter: &Segmenter, discontinuity_sequence: u64) -> Option<String> {
     let segments = segmenter.segments();
-    let first = segments.front().filter(|_| segments.iter().any(|s| s.complete))?;
+    let first = segments
+        .front()
+        .filter(|_| segments.iter().any(|s| s.complete))?;
     let part_target = segmenter.settings().part_target.as_secs_f64();
     let mut out = String::with_capacity(4096);
     // Writing to a String cannot fail.
@@ -76,17 +78,30 @@ pub fn render(segmenter: &Segmenter, discontinuity_sequence: u64) -> Option<Stri
                 seconds(part.duration),
                 part_uri(segment.msn, index)
             );
-            out.push_str(if part.independent { ",INDEPENDENT=YES\n" } else { "\n" });
+            out.push_str(if part.independent {
+                ",INDEPENDENT=YES\n"
+            } else {
+                "\n"
+            });
         }
         if segment.complete {
-            let _ = write!(out, "#EXTINF:{:.5},\n{}\n", seconds(segment.duration), segment_uri(segment.msn));
+            let _ = write!(
+                out,
+                "#EXTINF:{:.5},\n{}\n",
+                seconds(segment.duration),
+                segment_uri(segment.msn)
+            );
         }
     }
     let (msn, index) = match segmenter.current() {
         Some(current) => (current.msn, current.part_count),
         None => (segments.back().map_or(first.msn, |s| s.msn + 1), 0),
     };
-    let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(msn, index));
+    let _ = writeln!(
+        out,
+        "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+        part_uri(msn, index)
+    );
     Some(out)
 }
 
@@ -121,14 +136,25 @@ mod tests {
                 "#EXT-X-MAP:URI=\"init100.mp4\"",
             ]
         );
-        assert_eq!(lines[8], "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z");
-        assert!(lines[9].starts_with("#EXT-X-PART:DURATION=0.3") && lines[9].ends_with("URI=\"part100.0.m4s\",INDEPENDENT=YES"), "{}", lines[9]);
+        assert_eq!(
+            lines[8],
+            "#EXT-X-PROGRAM-DATE-TIME:2023-11-14T22:13:20.000Z"
+        );
+        assert!(
+            lines[9].starts_with("#EXT-X-PART:DURATION=0.3")
+                && lines[9].ends_with("URI=\"part100.0.m4s\",INDEPENDENT=YES"),
+            "{}",
+            lines[9]
+        );
         assert!(text.contains("#EXTINF:2.00000,\nseg100.m4s\n"), "{text}");
         assert!(text.contains("#EXTINF:2.00000,\nseg101.m4s\n"));
         let current = segmenter.current().unwrap();
         assert_eq!(
             lines.last().unwrap().to_string(),
-            format!("#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part102.{}.m4s\"", current.part_count)
+            format!(
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part102.{}.m4s\"",
+                current.part_count
+            )
         );
     }
 

@@ -14,7 +14,9 @@ use std::time::{Duration, SystemTime};
 use bytes::{Bytes, BytesMut};
 use tracing::warn;
 
-use super::fmp4::{self, AUDIO_TRACK, AudioTrack, Run, Sample, VIDEO_TIMESCALE, VIDEO_TRACK, VideoTrack};
+use super::fmp4::{
+    self, AUDIO_TRACK, AudioTrack, Run, Sample, VIDEO_TIMESCALE, VIDEO_TRACK, VideoTrack,
+};
 use crate::media::{Frame, Track, codec};
 
 /// Samples of AAC per frame (ISO/IEC 14496-3: AAC-LC frames are 1024 samples).
@@ -33,7 +35,11 @@ pub struct SegmenterSettings {
 
 impl Default for SegmenterSettings {
     fn default() -> Self {
-        Self { part_target: Duration::from_millis(334), window_segments: 6, parts_segments: 2 }
+        Self {
+            part_target: Duration::from_millis(334),
+            window_segments: 6,
+            parts_segments: 2,
+        }
     }
 }
 
@@ -126,7 +132,10 @@ impl Segmenter {
     }
 
     pub fn init(&self, msn: u64) -> Option<&Bytes> {
-        self.inits.iter().find(|(at, _)| *at == msn).map(|(_, bytes)| bytes)
+        self.inits
+            .iter()
+            .find(|(at, _)| *at == msn)
+            .map(|(_, bytes)| bytes)
     }
 
     /// The longest segment so far, in 90 kHz units.
@@ -166,7 +175,9 @@ impl Segmenter {
             }
             Track::Audio => {
                 let config = frame.payload.slice(2.min(frame.payload.len())..);
-                let Some(params) = codec::audio_params(&config) else { return };
+                let Some(params) = codec::audio_params(&config) else {
+                    return;
+                };
                 self.audio_track = Some(AudioTrack {
                     config,
                     sample_rate: params.sample_rate,
@@ -211,18 +222,30 @@ impl Segmenter {
     }
 
     fn handle_audio(&mut self, frame: Frame) {
-        let Some(track) = &self.audio_track else { return };
+        let Some(track) = &self.audio_track else {
+            return;
+        };
         let rate = track.sample_rate;
         if let Some(held) = self.held_audio.take() {
-            let by_clock = (frame.dts.saturating_sub(held.dts) * u64::from(rate)).div_ceil(1000) as u32;
+            let by_clock =
+                (frame.dts.saturating_sub(held.dts) * u64::from(rate)).div_ceil(1000) as u32;
             // Millisecond timestamps jitter by one; AAC frames are 1024 samples.
-            let duration = if by_clock.abs_diff(AAC_FRAME) <= rate / 500 { AAC_FRAME } else { by_clock.max(1) };
+            let duration = if by_clock.abs_diff(AAC_FRAME) <= rate / 500 {
+                AAC_FRAME
+            } else {
+                by_clock.max(1)
+            };
             if self.current().is_some() {
                 if self.part_audio.is_empty() {
                     self.part_audio_base = held.dts * u64::from(rate) / 1000;
                 }
                 let data = held.payload.slice(2.min(held.payload.len())..);
-                self.part_audio.push(Sample { data, duration, cts: 0, sync: true });
+                self.part_audio.push(Sample {
+                    data,
+                    duration,
+                    cts: 0,
+                    sync: true,
+                });
             }
         }
         self.held_audio = Some(frame);
@@ -246,12 +269,15 @@ impl Segmenter {
     /// Starts a segment at this keyframe; false if there is no init segment to
     /// go with it yet.
     fn open_segment(&mut self, keyframe: &Frame, now: SystemTime) -> bool {
-        let anchor = *self
-            .clock_anchor
-            .get_or_insert_with(|| now.checked_sub(Duration::from_millis(keyframe.dts)).unwrap_or(now));
+        let anchor = *self.clock_anchor.get_or_insert_with(|| {
+            now.checked_sub(Duration::from_millis(keyframe.dts))
+                .unwrap_or(now)
+        });
         let msn = self.next_msn;
         if self.config_changed || self.inits.is_empty() {
-            let Some(video) = &self.video_track else { return false };
+            let Some(video) = &self.video_track else {
+                return false;
+            };
             match fmp4::init_segment(video, self.audio_track.as_ref()) {
                 Ok(init) => self.inits.push_back((msn, init)),
                 Err(err) => {
@@ -283,8 +309,16 @@ impl Segmenter {
             return;
         }
         let runs = [
-            Run { track_id: VIDEO_TRACK, base_decode_time: self.part_video_base, samples: std::mem::take(&mut self.part_video) },
-            Run { track_id: AUDIO_TRACK, base_decode_time: self.part_audio_base, samples: std::mem::take(&mut self.part_audio) },
+            Run {
+                track_id: VIDEO_TRACK,
+                base_decode_time: self.part_video_base,
+                samples: std::mem::take(&mut self.part_video),
+            },
+            Run {
+                track_id: AUDIO_TRACK,
+                base_decode_time: self.part_audio_base,
+                samples: std::mem::take(&mut self.part_audio),
+            },
         ];
         let duration: u64 = runs[0].samples.iter().map(|s| u64::from(s.duration)).sum();
         let independent = runs[0].samples.first().is_some_and(|s| s.sync);
@@ -297,14 +331,22 @@ impl Segmenter {
                 return;
             }
         };
-        let Some(segment) = self.segments.back_mut().filter(|s| !s.complete) else { return };
+        let Some(segment) = self.segments.back_mut().filter(|s| !s.complete) else {
+            return;
+        };
         segment.duration += duration;
         segment.part_count += 1;
-        segment.parts.push(Part { bytes, duration, independent });
+        segment.parts.push(Part {
+            bytes,
+            duration,
+            independent,
+        });
     }
 
     fn close_segment(&mut self) {
-        let Some(segment) = self.segments.back_mut().filter(|s| !s.complete) else { return };
+        let Some(segment) = self.segments.back_mut().filter(|s| !s.complete) else {
+            return;
+        };
         if segment.parts.is_empty() {
             self.segments.pop_back();
             return;
@@ -337,7 +379,9 @@ impl Segmenter {
         for _ in self.settings.window_segments..complete {
             self.segments.pop_front();
         }
-        let keep_parts_from = complete.min(self.settings.window_segments).saturating_sub(self.settings.parts_segments);
+        let keep_parts_from = complete
+            .min(self.settings.window_segments)
+            .saturating_sub(self.settings.parts_segments);
         for segment in self.segments.iter_mut().take(keep_parts_from) {
             segment.parts.clear();
         }
@@ -360,11 +404,25 @@ pub(crate) mod tests {
     pub(crate) fn video_config() -> Frame {
         let mut payload = vec![0x17, 0, 0, 0, 0];
         payload.extend_from_slice(crate::hls::fmp4::tests::AVCC);
-        Frame { track: Track::Video, dts: 0, cts: 0, keyframe: true, config: true, payload: payload.into() }
+        Frame {
+            track: Track::Video,
+            dts: 0,
+            cts: 0,
+            keyframe: true,
+            config: true,
+            payload: payload.into(),
+        }
     }
 
     pub(crate) fn audio_config() -> Frame {
-        Frame { track: Track::Audio, dts: 0, cts: 0, keyframe: false, config: true, payload: Bytes::from_static(&[0xaf, 0, 0x11, 0x90]) }
+        Frame {
+            track: Track::Audio,
+            dts: 0,
+            cts: 0,
+            keyframe: false,
+            config: true,
+            payload: Bytes::from_static(&[0xaf, 0, 0x11, 0x90]),
+        }
     }
 
     pub(crate) fn video(dts: u64, keyframe: bool) -> Frame {
@@ -379,7 +437,14 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn audio(dts: u64) -> Frame {
-        Frame { track: Track::Audio, dts, cts: 0, keyframe: false, config: false, payload: Bytes::from_static(&[0xaf, 1, 0x21, 0x10]) }
+        Frame {
+            track: Track::Audio,
+            dts,
+            cts: 0,
+            keyframe: false,
+            config: false,
+            payload: Bytes::from_static(&[0xaf, 1, 0x21, 0x10]),
+        }
     }
 
     /// Feeds `seconds` of 30 fps video (keyframe every 2 s) with 48 kHz AAC.
@@ -392,7 +457,10 @@ pub(crate) mod tests {
                 segmenter.handle_frame(audio(audio_at), start + Duration::from_millis(audio_at));
                 audio_at += 64 / 3;
             }
-            segmenter.handle_frame(video(dts, (dts - from_ms) % 2000 < 20), start + Duration::from_millis(dts));
+            segmenter.handle_frame(
+                video(dts, (dts - from_ms) % 2000 < 20),
+                start + Duration::from_millis(dts),
+            );
         }
     }
 
@@ -410,14 +478,29 @@ pub(crate) mod tests {
         feed(&mut segmenter, 0, 7);
         let segments = segmenter.segments();
         let complete: Vec<&Segment> = segments.iter().filter(|s| s.complete).collect();
-        assert_eq!(complete.len(), 3, "keyframes at 0, 2, 4 and 6 s close three segments");
-        assert!(complete[0].parts.is_empty(), "parts beyond the last two complete segments are dropped");
+        assert_eq!(
+            complete.len(),
+            3,
+            "keyframes at 0, 2, 4 and 6 s close three segments"
+        );
+        assert!(
+            complete[0].parts.is_empty(),
+            "parts beyond the last two complete segments are dropped"
+        );
         assert_eq!(complete[0].part_count, 6);
         for segment in &complete[1..] {
-            assert!((179_000..=181_000).contains(&segment.duration), "segment of {} units", segment.duration);
+            assert!(
+                (179_000..=181_000).contains(&segment.duration),
+                "segment of {} units",
+                segment.duration
+            );
             assert!(segment.parts[0].independent);
             assert!(segment.parts[1..].iter().all(|p| !p.independent));
-            assert!(segment.parts.iter().all(|p| p.duration <= 30_060), "{:?}", segment.parts.iter().map(|p| p.duration).collect::<Vec<_>>());
+            assert!(
+                segment.parts.iter().all(|p| p.duration <= 30_060),
+                "{:?}",
+                segment.parts.iter().map(|p| p.duration).collect::<Vec<_>>()
+            );
             let whole: usize = segment.parts.iter().map(|p| p.bytes.len()).sum();
             assert_eq!(segment.bytes.as_ref().unwrap().len(), whole);
         }
@@ -433,7 +516,10 @@ pub(crate) mod tests {
         let segments = segmenter.segments();
         assert_eq!(segments.iter().filter(|s| s.complete).count(), 6);
         let with_parts = segments.iter().filter(|s| !s.parts.is_empty()).count();
-        assert_eq!(with_parts, 3, "parts of the last two complete segments and the current one");
+        assert_eq!(
+            with_parts, 3,
+            "parts of the last two complete segments and the current one"
+        );
         assert!(segmenter.init(100).is_some(), "the only init stays");
     }
 
@@ -445,10 +531,18 @@ pub(crate) mod tests {
         segmenter.handle_frame(audio_config(), SystemTime::UNIX_EPOCH);
         feed(&mut segmenter, 3040, 3);
         let segments = segmenter.segments();
-        let restarted = segments.iter().find(|s| s.discontinuity).expect("a discontinuity");
+        let restarted = segments
+            .iter()
+            .find(|s| s.discontinuity)
+            .expect("a discontinuity");
         assert_eq!(restarted.init, restarted.msn, "its own init segment");
         assert!(segmenter.init(restarted.msn).is_some());
-        assert!(segments.iter().filter(|s| s.msn < restarted.msn).all(|s| s.complete));
+        assert!(
+            segments
+                .iter()
+                .filter(|s| s.msn < restarted.msn)
+                .all(|s| s.complete)
+        );
     }
 
     #[test]

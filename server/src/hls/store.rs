@@ -29,9 +29,16 @@ impl HlsStore {
             .map_or(0, |d| d.as_secs());
         let streams = names
             .into_iter()
-            .map(|name| (name.to_string(), Arc::new(HlsStream::new(settings.clone(), first_msn))))
+            .map(|name| {
+                (
+                    name.to_string(),
+                    Arc::new(HlsStream::new(settings.clone(), first_msn)),
+                )
+            })
             .collect();
-        Self { streams: Arc::new(streams) }
+        Self {
+            streams: Arc::new(streams),
+        }
     }
 
     pub fn stream(&self, name: &str) -> Option<&Arc<HlsStream>> {
@@ -74,7 +81,9 @@ impl HlsStream {
     fn lock(&self) -> MutexGuard<'_, Segmenter> {
         // The segmenter is left consistent between frames; a panic in one
         // frame's handling does not make it unusable.
-        self.segmenter.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.segmenter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `f` on the segmenter and wakes waiting requests if it added a part.
@@ -85,7 +94,10 @@ impl HlsStream {
         f(&mut segmenter);
         if progress(&segmenter) != before {
             let lost = dropped_before.saturating_sub(discontinuities(&segmenter));
-            let mut dropped = self.discontinuities_dropped.lock().unwrap_or_else(|p| p.into_inner());
+            let mut dropped = self
+                .discontinuities_dropped
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             *dropped += lost;
             let text = playlist::render(&segmenter, *dropped).map(Bytes::from);
             drop(dropped);
@@ -97,7 +109,10 @@ impl HlsStream {
 
     /// The current playlist, or `None` before the first complete segment.
     pub fn playlist(&self) -> Option<Bytes> {
-        self.playlist.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.playlist
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn target_duration(&self) -> Duration {
@@ -113,7 +128,11 @@ impl HlsStream {
     }
 
     pub fn segment(&self, msn: u64) -> Option<Bytes> {
-        self.lock().segments().iter().find(|s| s.msn == msn).and_then(|s| s.bytes.clone())
+        self.lock()
+            .segments()
+            .iter()
+            .find(|s| s.msn == msn)
+            .and_then(|s| s.bytes.clone())
     }
 
     pub fn part(&self, msn: u64, index: usize) -> Option<Bytes> {
@@ -126,9 +145,15 @@ impl HlsStream {
     pub fn readiness(&self, msn: u64, part: Option<usize>) -> Readiness {
         let segmenter = self.lock();
         let segments = segmenter.segments();
-        let next = segments.back().map_or(0, |s| if s.complete { s.msn + 1 } else { s.msn });
+        let next = segments
+            .back()
+            .map_or(0, |s| if s.complete { s.msn + 1 } else { s.msn });
         if segments.is_empty() || msn > next + 2 {
-            return if segments.is_empty() { Readiness::Later } else { Readiness::TooFar };
+            return if segments.is_empty() {
+                Readiness::Later
+            } else {
+                Readiness::TooFar
+            };
         }
         if segments.front().is_some_and(|s| msn < s.msn) {
             return Readiness::Ready;
@@ -141,7 +166,11 @@ impl HlsStream {
     }
 
     /// Waits until `ready` holds or `timeout` passes; true if it holds.
-    pub async fn wait_until(&self, timeout: Duration, mut ready: impl FnMut(&Self) -> bool) -> bool {
+    pub async fn wait_until(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut(&Self) -> bool,
+    ) -> bool {
         let mut changes = self.changes.subscribe();
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -165,16 +194,26 @@ impl HlsStream {
     /// Clients that fetched the playlist lately.
     pub fn viewers(&self, now: Instant) -> usize {
         let viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
-        viewers.values().filter(|at| now.duration_since(**at) < VIEWER_MEMORY).count()
+        viewers
+            .values()
+            .filter(|at| now.duration_since(**at) < VIEWER_MEMORY)
+            .count()
     }
 }
 
 fn progress(segmenter: &Segmenter) -> (u64, usize, bool) {
-    segmenter.segments().back().map_or((0, 0, false), |s| (s.msn, s.part_count, s.complete))
+    segmenter
+        .segments()
+        .back()
+        .map_or((0, 0, false), |s| (s.msn, s.part_count, s.complete))
 }
 
 fn discontinuities(segmenter: &Segmenter) -> u64 {
-    segmenter.segments().iter().filter(|s| s.discontinuity).count() as u64
+    segmenter
+        .segments()
+        .iter()
+        .filter(|s| s.discontinuity)
+        .count() as u64
 }
 
 #[cfg(test)]
@@ -214,7 +253,11 @@ mod tests {
         let waiter = {
             let stream = Arc::clone(&stream);
             tokio::spawn(async move {
-                stream.wait_until(Duration::from_secs(5), |s| s.readiness(next.0, Some(next.1)) == Readiness::Ready).await
+                stream
+                    .wait_until(Duration::from_secs(5), |s| {
+                        s.readiness(next.0, Some(next.1)) == Readiness::Ready
+                    })
+                    .await
             })
         };
         tokio::task::yield_now().await;
@@ -226,7 +269,11 @@ mod tests {
     async fn waiting_gives_up_at_the_deadline() {
         let stream = stream_with(5);
         let started = tokio::time::Instant::now();
-        assert!(!stream.wait_until(Duration::from_millis(50), |_| false).await);
+        assert!(
+            !stream
+                .wait_until(Duration::from_millis(50), |_| false)
+                .await
+        );
         assert!(started.elapsed() >= Duration::from_millis(50));
     }
 

@@ -7,13 +7,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::store::HlsStream;
-use crate::media::hub::Join;
 use crate::media::StreamHub;
+use crate::media::hub::Join;
 
 /// Segments `name` until `token` is cancelled. The cached GOP comes first with
 /// its own timestamps, so the first segment starts at once and plays true.
 pub async fn run(hub: StreamHub, name: String, stream: Arc<HlsStream>, token: CancellationToken) {
-    let Ok(mut subscription) = hub.subscribe_internal(&name, Join::AsIs) else { return };
+    let Ok(mut subscription) = hub.subscribe_internal(&name, Join::AsIs) else {
+        return;
+    };
     loop {
         tokio::select! {
             () = token.cancelled() => break,

@@ -10,6 +10,8 @@ use crate::state::AppState;
 pub fn routes(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
     Router::new()
-        .leptos_routes(state, generate_route_list(App), move || shell(options.clone()))
+        .leptos_routes(state, generate_route_list(App), move || {
+            shell(options.clone())
+        })
         .fallback(file_and_error_handler::<AppState, _>(shell))
 }

@@ -27,7 +27,11 @@ pub fn hls_routes() -> Router<AppState> {
     Router::new()
         .route("/hls/{name}/index.m3u8", get(playlist_get))
         .route("/hls/{name}/{file}", get(media_get))
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::HEAD]))
+        .layer(
+            CorsLayer::new()
+                .allow_origin(Any)
+                .allow_methods([Method::GET, Method::HEAD]),
+        )
 }
 
 /// The delivery directives of RFC 8216bis 6.2.5.2.
@@ -44,7 +48,10 @@ fn live_stream(state: &AppState, name: &str) -> Result<Arc<HlsStream>, ApiError>
         .hls
         .stream(name)
         .ok_or_else(|| ApiError::NotFound(format!("no stream named {name:?}")))?;
-    let live = state.hub.snapshot(name, Instant::now()).is_ok_and(|s| s.live);
+    let live = state
+        .hub
+        .snapshot(name, Instant::now())
+        .is_ok_and(|s| s.live);
     if !live {
         return Err(ApiError::NotFound(format!("stream {name:?} is not live")));
     }
@@ -68,18 +75,28 @@ async fn playlist_get(
             }
             // Three target durations, as the spec allows a server to wait.
             let wait = stream.target_duration() * 3;
-            let ready = stream.wait_until(wait, |s| s.readiness(msn, part) == Readiness::Ready).await;
+            let ready = stream
+                .wait_until(wait, |s| s.readiness(msn, part) == Readiness::Ready)
+                .await;
             if !ready {
-                return Err(ApiError::Unavailable(format!("segment {msn} did not come within {wait:?}")));
+                return Err(ApiError::Unavailable(format!(
+                    "segment {msn} did not come within {wait:?}"
+                )));
             }
         }
         (None, None) => {}
     }
-    let text = stream
-        .playlist()
-        .ok_or_else(|| ApiError::Unavailable(format!("stream {name:?} is starting; its first segment is on the way")))?;
+    let text = stream.playlist().ok_or_else(|| {
+        ApiError::Unavailable(format!(
+            "stream {name:?} is starting; its first segment is on the way"
+        ))
+    })?;
     stream.saw_viewer(peer.ip(), Instant::now());
-    Ok(respond(text, "application/vnd.apple.mpegurl", PLAYLIST_CACHE))
+    Ok(respond(
+        text,
+        "application/vnd.apple.mpegurl",
+        PLAYLIST_CACHE,
+    ))
 }
 
 /// A file name from the playlist.
@@ -91,13 +108,22 @@ enum File {
 }
 
 fn parse_file(file: &str) -> Option<File> {
-    if let Some(msn) = file.strip_prefix("init").and_then(|r| r.strip_suffix(".mp4")) {
+    if let Some(msn) = file
+        .strip_prefix("init")
+        .and_then(|r| r.strip_suffix(".mp4"))
+    {
         return msn.parse().ok().map(File::Init);
     }
-    if let Some(msn) = file.strip_prefix("seg").and_then(|r| r.strip_suffix(".m4s")) {
+    if let Some(msn) = file
+        .strip_prefix("seg")
+        .and_then(|r| r.strip_suffix(".m4s"))
+    {
         return msn.parse().ok().map(File::Segment);
     }
-    let (msn, index) = file.strip_prefix("part")?.strip_suffix(".m4s")?.split_once('.')?;
+    let (msn, index) = file
+        .strip_prefix("part")?
+        .strip_suffix(".m4s")?
+        .split_once('.')?;
     Some(File::Part(msn.parse().ok()?, index.parse().ok()?))
 }
 
@@ -106,7 +132,11 @@ async fn media_get(
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let stream = live_stream(&state, &name)?;
-    let missing = || ApiError::NotFound(format!("{file} is not (or no longer) in the playlist of {name:?}"));
+    let missing = || {
+        ApiError::NotFound(format!(
+            "{file} is not (or no longer) in the playlist of {name:?}"
+        ))
+    };
     let bytes = match parse_file(&file).ok_or_else(missing)? {
         File::Init(msn) => stream.init(msn),
         File::Segment(msn) => stream.segment(msn),
@@ -115,7 +145,9 @@ async fn media_get(
             // The part a preload hint names: hold the request until it exists.
             None if stream.readiness(msn, Some(index)) == Readiness::Later => {
                 let wait = stream.part_target() * 3;
-                stream.wait_until(wait, |s| s.part(msn, index).is_some()).await;
+                stream
+                    .wait_until(wait, |s| s.part(msn, index).is_some())
+                    .await;
                 stream.part(msn, index)
             }
             None => None,

@@ -18,7 +18,10 @@ pub async fn streams_list(State(state): State<AppState>) -> Json<Vec<StreamStatu
         .iter()
         .filter_map(|stream| state.hub.snapshot(&stream.name, now).ok())
         .map(|snapshot| {
-            let hls_viewers = state.hls.stream(&snapshot.name).map_or(0, |s| s.viewers(now));
+            let hls_viewers = state
+                .hls
+                .stream(&snapshot.name)
+                .map_or(0, |s| s.viewers(now));
             to_status(snapshot, hls_viewers)
         })
         .collect();

@@ -59,8 +59,9 @@ fn profile_name(profile_idc: u8, constraint_flags: u8) -> &'static str {
 }
 
 /// Sampling frequencies by index (ISO 14496-3, Table 1.18).
-const AAC_RATES: [u32; 13] =
-    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
+const AAC_RATES: [u32; 13] = [
+    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
+];
 
 /// Reads an AudioSpecificConfig (the body of an FLV AAC sequence header after its
 /// 2-byte tag header).
@@ -71,7 +72,11 @@ pub fn audio_params(config: &[u8]) -> Option<AudioParams> {
     // streaming use the table, so that form is reported as unknown.
     let sample_rate = *AAC_RATES.get(usize::from((bits >> 7) & 0x0f))?;
     let channels = ((bits >> 3) & 0x0f) as u8;
-    Some(AudioParams { object_type, sample_rate, channels })
+    Some(AudioParams {
+        object_type,
+        sample_rate,
+        channels,
+    })
 }
 
 #[cfg(test)]
@@ -102,12 +107,26 @@ mod tests {
     fn reads_aac_lc_48k_stereo() {
         // AAC-LC (2), 48 kHz (index 3), 2 channels.
         let params = audio_params(&[0x11, 0x90]).unwrap();
-        assert_eq!(params, AudioParams { object_type: 2, sample_rate: 48000, channels: 2 });
+        assert_eq!(
+            params,
+            AudioParams {
+                object_type: 2,
+                sample_rate: 48000,
+                channels: 2
+            }
+        );
     }
 
     #[test]
     fn reads_aac_lc_44k1_mono() {
         let params = audio_params(&[0x12, 0x08]).unwrap();
-        assert_eq!(params, AudioParams { object_type: 2, sample_rate: 44100, channels: 1 });
+        assert_eq!(
+            params,
+            AudioParams {
+                object_type: 2,
+                sample_rate: 44100,
+                channels: 1
+            }
+        );
     }
 }

@@ -88,7 +88,9 @@ pub fn parse_audio(body: &[u8]) -> Result<AudioTag, FlvError> {
     if body.len() < 2 {
         return Err(FlvError::ShortAudio(body.len()));
     }
-    Ok(AudioTag { config: body[1] == 0 })
+    Ok(AudioTag {
+        config: body[1] == 0,
+    })
 }
 
 #[cfg(test)]
@@ -100,7 +102,12 @@ mod tests {
         let tag = parse_video(&[0x17, 1, 0xff, 0xff, 0xdf, 0, 0, 0, 1]).unwrap();
         assert_eq!(
             tag,
-            VideoTag { keyframe: true, config: false, end_of_sequence: false, cts: -33 }
+            VideoTag {
+                keyframe: true,
+                config: false,
+                end_of_sequence: false,
+                cts: -33
+            }
         );
     }
 
@@ -119,8 +126,14 @@ mod tests {
 
     #[test]
     fn other_codecs_are_refused() {
-        assert_eq!(parse_video(&[0x12, 0]).unwrap_err(), FlvError::VideoCodec(2));
-        assert_eq!(parse_audio(&[0x2f, 0]).unwrap_err(), FlvError::AudioCodec(2));
+        assert_eq!(
+            parse_video(&[0x12, 0]).unwrap_err(),
+            FlvError::VideoCodec(2)
+        );
+        assert_eq!(
+            parse_audio(&[0x2f, 0]).unwrap_err(),
+            FlvError::AudioCodec(2)
+        );
     }
 
     #[test]
@@ -132,7 +145,10 @@ mod tests {
     #[test]
     fn short_tags_are_errors_not_panics() {
         assert_eq!(parse_video(&[]).unwrap_err(), FlvError::ShortVideo(0));
-        assert_eq!(parse_video(&[0x17, 1]).unwrap_err(), FlvError::ShortVideo(2));
+        assert_eq!(
+            parse_video(&[0x17, 1]).unwrap_err(),
+            FlvError::ShortVideo(2)
+        );
         assert_eq!(parse_audio(&[0xaf]).unwrap_err(), FlvError::ShortAudio(1));
     }
 }

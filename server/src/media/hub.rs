@@ -75,7 +75,11 @@ pub struct HubSettings {
 
 impl Default for HubSettings {
     fn default() -> Self {
-        Self { viewer_queue_frames: 512, max_gop_frames: 1200, max_gop_bytes: 32 << 20 }
+        Self {
+            viewer_queue_frames: 512,
+            max_gop_frames: 1200,
+            max_gop_bytes: 32 << 20,
+        }
     }
 }
 
@@ -177,11 +181,15 @@ impl StreamHub {
                 (name.to_string(), Arc::new(stream))
             })
             .collect();
-        Self { streams: Arc::new(streams) }
+        Self {
+            streams: Arc::new(streams),
+        }
     }
 
     fn stream(&self, name: &str) -> Result<&Arc<Stream>, HubError> {
-        self.streams.get(name).ok_or_else(|| HubError::UnknownStream(name.to_string()))
+        self.streams
+            .get(name)
+            .ok_or_else(|| HubError::UnknownStream(name.to_string()))
     }
 
     /// Takes the stream for a publisher. The stream is live until the returned
@@ -198,7 +206,11 @@ impl StreamHub {
         let id = stream.next_publisher.fetch_add(1, Ordering::Relaxed);
         state.publisher = Some(id);
         state.since = Some(now);
-        Ok(Publisher { stream: Arc::clone(stream), id, clock: SessionClock::default() })
+        Ok(Publisher {
+            stream: Arc::clone(stream),
+            id,
+            clock: SessionClock::default(),
+        })
     }
 
     /// Attaches a viewer. It first gets the codec configuration and the cached
@@ -225,7 +237,12 @@ impl StreamHub {
         self.attach(name, None, join)
     }
 
-    fn attach(&self, name: &str, protocol: Option<Protocol>, join: Join) -> Result<Subscription, HubError> {
+    fn attach(
+        &self,
+        name: &str,
+        protocol: Option<Protocol>,
+        join: Join,
+    ) -> Result<Subscription, HubError> {
         let stream = self.stream(name)?;
         let state = stream.lock();
         let rx = stream.tx.subscribe();
@@ -270,7 +287,10 @@ impl StreamHub {
                     .last_bframe_dts
                     .is_some_and(|at| state.last_dts.saturating_sub(at) < BFRAMES_MEMORY_MS),
             viewers,
-            uptime: state.since.filter(|_| live).map(|since| now.saturating_duration_since(since)),
+            uptime: state
+                .since
+                .filter(|_| live)
+                .map(|since| now.saturating_duration_since(since)),
         })
     }
 
@@ -287,21 +307,31 @@ impl Stream {
     fn lock(&self) -> MutexGuard<'_, StreamState> {
         // A panic while the lock was held left the state as it was before the
         // frame that panicked; the stream is still usable, so poisoning is ignored.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 impl StreamState {
     /// The frames a new viewer starts with.
     fn join_burst(&self, join: Join) -> VecDeque<Frame> {
-        let mut burst: VecDeque<Frame> =
-            self.video_config.iter().chain(&self.audio_config).cloned().collect();
+        let mut burst: VecDeque<Frame> = self
+            .video_config
+            .iter()
+            .chain(&self.audio_config)
+            .cloned()
+            .collect();
         let has_bframes = self.gop.iter().any(|frame| frame.cts != 0);
         if join == Join::AsIs || has_bframes {
             burst.extend(self.gop.iter().cloned());
             return burst;
         }
-        let video: Vec<&Frame> = self.gop.iter().filter(|f| f.track == Track::Video).collect();
+        let video: Vec<&Frame> = self
+            .gop
+            .iter()
+            .filter(|f| f.track == Track::Video)
+            .collect();
         let Some(live_edge) = video.last().map(|f| f.dts) else {
             return burst;
         };
@@ -542,12 +572,22 @@ mod tests {
             }
         }
         fn video_config() -> Self {
-            Self { config: true, keyframe: true, ..Self::video(0, true) }
+            Self {
+                config: true,
+                keyframe: true,
+                ..Self::video(0, true)
+            }
         }
     }
 
     fn hub(queue: usize) -> StreamHub {
-        StreamHub::new(["tree"], HubSettings { viewer_queue_frames: queue, ..Default::default() })
+        StreamHub::new(
+            ["tree"],
+            HubSettings {
+                viewer_queue_frames: queue,
+                ..Default::default()
+            },
+        )
     }
 
     fn drain(sub: &mut Subscription) -> Vec<Frame> {
@@ -568,7 +608,10 @@ mod tests {
     #[test]
     fn unknown_stream_is_an_error() {
         let hub = hub(64);
-        assert!(matches!(hub.publish("nope", Instant::now()), Err(HubError::UnknownStream(_))));
+        assert!(matches!(
+            hub.publish("nope", Instant::now()),
+            Err(HubError::UnknownStream(_))
+        ));
         assert!(hub.subscribe("nope", Protocol::Rtmp, Join::AsIs).is_err());
     }
 
@@ -584,13 +627,20 @@ mod tests {
         publisher.send(IncomingFrame::video(100, false));
         publisher.send(IncomingFrame::video(133, false));
 
-        let mut viewer = hub.subscribe("tree", Protocol::Rtmp, Join::CatchUp).unwrap();
+        let mut viewer = hub
+            .subscribe("tree", Protocol::Rtmp, Join::CatchUp)
+            .unwrap();
         let got = drain(&mut viewer);
         let shape: Vec<(bool, bool, u64)> =
             got.iter().map(|f| (f.config, f.keyframe, f.dts)).collect();
         assert_eq!(
             shape,
-            vec![(true, true, 131), (false, true, 131), (false, false, 132), (false, false, 133)],
+            vec![
+                (true, true, 131),
+                (false, true, 131),
+                (false, false, 132),
+                (false, false, 133)
+            ],
             "config, then the GOP from the last keyframe ending at the live edge, no cached audio"
         );
     }
@@ -620,7 +670,10 @@ mod tests {
         }
         assert_eq!(fast_got, 100, "the fast viewer got every frame");
         let slow_got = drain(&mut slow);
-        assert!(slow_got.iter().all(|f| f.dts >= 90 * 33), "slow viewer resumes at keyframe 90");
+        assert!(
+            slow_got.iter().all(|f| f.dts >= 90 * 33),
+            "slow viewer resumes at keyframe 90"
+        );
         assert!(slow_got[0].is_video_keyframe());
         assert_eq!(slow_got.len(), 10);
         assert_eq!(slow.skipped(), 90);
@@ -648,7 +701,9 @@ mod tests {
         publisher.send(IncomingFrame::video_config());
         publisher.send(IncomingFrame::video(0, true));
         drop(publisher);
-        let mut viewer = hub.subscribe("tree", Protocol::Rtmp, Join::CatchUp).unwrap();
+        let mut viewer = hub
+            .subscribe("tree", Protocol::Rtmp, Join::CatchUp)
+            .unwrap();
         assert!(drain(&mut viewer).is_empty());
     }
 
@@ -658,22 +713,35 @@ mod tests {
         let a = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
         let _b = hub.subscribe("tree", Protocol::Webrtc, Join::AsIs).unwrap();
         let _internal = hub.subscribe_internal("tree", Join::AsIs).unwrap();
-        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().viewers, [1, 1]);
+        assert_eq!(
+            hub.snapshot("tree", Instant::now()).unwrap().viewers,
+            [1, 1]
+        );
         drop(a);
-        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().viewers, [0, 1]);
+        assert_eq!(
+            hub.snapshot("tree", Instant::now()).unwrap().viewers,
+            [0, 1]
+        );
     }
 
     #[test]
     fn gop_cache_is_bounded() {
         let hub = StreamHub::new(
             ["tree"],
-            HubSettings { viewer_queue_frames: 64, max_gop_frames: 10, ..Default::default() },
+            HubSettings {
+                viewer_queue_frames: 64,
+                max_gop_frames: 10,
+                ..Default::default()
+            },
         );
         let mut publisher = hub.publish("tree", Instant::now()).unwrap();
         for i in 0..50u32 {
             publisher.send(IncomingFrame::video(i * 33, i == 0));
         }
         let mut viewer = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
-        assert!(drain(&mut viewer).is_empty(), "an over-long GOP is not cached");
+        assert!(
+            drain(&mut viewer).is_empty(),
+            "an over-long GOP is not cached"
+        );
     }
 }

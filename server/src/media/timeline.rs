@@ -54,7 +54,11 @@ mod tests {
         let mut clock = SessionClock::default();
         assert_eq!(timeline.map(&mut clock, 0), 0);
         assert_eq!(timeline.map(&mut clock, 33), 33);
-        assert_eq!(timeline.map(&mut clock, 21), 21, "audio slightly behind video stays put");
+        assert_eq!(
+            timeline.map(&mut clock, 21),
+            21,
+            "audio slightly behind video stays put"
+        );
     }
 
     #[test]

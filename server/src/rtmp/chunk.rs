@@ -94,7 +94,10 @@ pub fn push_message(
     chunk_size: usize,
 ) {
     assert!((2..=63).contains(&csid), "one-byte basic header");
-    assert!(payload.len() <= 0x00ff_ffff, "RTMP message length is 24 bits");
+    assert!(
+        payload.len() <= 0x00ff_ffff,
+        "RTMP message length is 24 bits"
+    );
     let extended = timestamp >= EXTENDED;
     let chunks = payload.len().div_ceil(chunk_size).max(1);
     let ext_len = if extended { 4 } else { 0 };
@@ -164,9 +167,20 @@ mod tests {
     #[test]
     fn small_message_is_one_chunk_with_a_type_0_header() {
         let mut out = BufList::default();
-        push_message(&mut out, VIDEO_CSID, MSG_VIDEO, 1, 1000, &Bytes::from_static(b"abc"), 4096);
+        push_message(
+            &mut out,
+            VIDEO_CSID,
+            MSG_VIDEO,
+            1,
+            1000,
+            &Bytes::from_static(b"abc"),
+            4096,
+        );
         let bytes = flatten(out);
-        assert_eq!(bytes, [8, 0, 3, 0xe8, 0, 0, 3, 9, 1, 0, 0, 0, b'a', b'b', b'c']);
+        assert_eq!(
+            bytes,
+            [8, 0, 3, 0xe8, 0, 0, 3, 9, 1, 0, 0, 0, b'a', b'b', b'c']
+        );
     }
 
     #[test]
@@ -174,7 +188,15 @@ mod tests {
         let payload: Bytes = (0..10_000u32).map(|i| i as u8).collect::<Vec<_>>().into();
         let mut out = BufList::default();
         push_message(&mut out, VIDEO_CSID, MSG_VIDEO, 1, 40, &payload, 4096);
-        push_message(&mut out, AUDIO_CSID, MSG_AUDIO, 1, 45, &payload.slice(..10), 4096);
+        push_message(
+            &mut out,
+            AUDIO_CSID,
+            MSG_AUDIO,
+            1,
+            45,
+            &payload.slice(..10),
+            4096,
+        );
         let messages = read_back(&flatten(out), 4096);
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[0], (40, MSG_VIDEO, 1, payload.to_vec()));

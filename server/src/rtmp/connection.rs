@@ -89,7 +89,7 @@ async fn run(
             }
             frame = next_frame(session), if playing && due.is_none() => {
                 let Some(frame) = frame else { return Ok(()) };
-                session.push_frame(&frame)?;
+                session.push_frame(&frame);
                 due = Some(if started { Instant::now() + batch } else { Instant::now() });
                 if !started {
                     let _ = socket2::SockRef::from(&*socket).set_send_buffer_size(PLAYER_SEND_BUFFER);
@@ -98,7 +98,7 @@ async fn run(
             () = sleep_until(due), if due.is_some() => {
                 for _ in 1..MAX_BATCH_FRAMES {
                     let Some(frame) = session.subscription().and_then(|s| s.try_recv()) else { break };
-                    session.push_frame(&frame)?;
+                    session.push_frame(&frame);
                 }
                 if let Some(out) = session.poll_output() {
                     write(socket, out, stall).await?;
@@ -125,7 +125,11 @@ async fn sleep_until(due: Option<Instant>) {
 }
 
 /// Writes everything, or fails when the peer takes nothing for `stall`.
-async fn write(socket: &mut TcpStream, mut out: BufList, stall: Duration) -> Result<(), ConnectionError> {
+async fn write(
+    socket: &mut TcpStream,
+    mut out: BufList,
+    stall: Duration,
+) -> Result<(), ConnectionError> {
     match timeout(stall, socket.write_all_buf(&mut out)).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(ConnectionError::Stalled(stall)),

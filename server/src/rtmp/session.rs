@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_amf0::Amf0Value;
+use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionError, ServerSessionEvent,
     ServerSessionResult, StreamMetadata,
@@ -27,7 +27,9 @@ use super::chunk::{self, BufList};
 use crate::config::{Config, RTMP_APP};
 use crate::media::flv::{self, FlvError};
 use crate::media::hub::{IncomingFrame, Join};
-use crate::media::{Frame, HubError, Metadata, Protocol, Publisher, StreamHub, Subscription, Track};
+use crate::media::{
+    Frame, HubError, Metadata, Protocol, Publisher, StreamHub, Subscription, Track,
+};
 
 /// The chunk size announced to peers for what we send (nginx-rtmp's default too).
 pub const CHUNK_SIZE: u32 = 4096;
@@ -87,15 +89,24 @@ impl RtmpSession {
     /// either way the connection should end (the error says why).
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), RtmpError> {
         if let Some(handshake) = &mut self.handshake {
-            match handshake.process_bytes(bytes).map_err(RtmpError::Handshake)? {
+            match handshake
+                .process_bytes(bytes)
+                .map_err(RtmpError::Handshake)?
+            {
                 HandshakeProcessResult::InProgress { response_bytes } => {
                     self.output.push(response_bytes.into());
                     return Ok(());
                 }
-                HandshakeProcessResult::Completed { response_bytes, remaining_bytes } => {
+                HandshakeProcessResult::Completed {
+                    response_bytes,
+                    remaining_bytes,
+                } => {
                     self.output.push(response_bytes.into());
                     self.handshake = None;
-                    let config = ServerSessionConfig { chunk_size: CHUNK_SIZE, ..ServerSessionConfig::new() };
+                    let config = ServerSessionConfig {
+                        chunk_size: CHUNK_SIZE,
+                        ..ServerSessionConfig::new()
+                    };
                     let (session, results) = ServerSession::new(config)?;
                     self.session = Some(session);
                     self.handle_results(results, now)?;
@@ -128,21 +139,22 @@ impl RtmpSession {
     }
 
     /// Queues a frame for the player.
-    ///
-    /// # Errors
-    /// rml_rtmp failing to serialize metadata (which does not happen for the
-    /// values the hub holds).
-    pub fn push_frame(&mut self, frame: &Frame) -> Result<(), RtmpError> {
-        let Role::Playing { stream_id, subscription } = &self.role else {
-            return Ok(());
+    pub fn push_frame(&mut self, frame: &Frame) {
+        let Role::Playing {
+            stream_id,
+            subscription,
+        } = &self.role
+        else {
+            return;
         };
         let stream_id = *stream_id;
         // Codec configuration comes first for every player and again with each
         // new publisher: the metadata goes just before it.
-        if frame.config && frame.track == Track::Video {
-            if let Some(metadata) = subscription.metadata() {
-                push_metadata(&mut self.output, stream_id, &metadata);
-            }
+        if frame.config
+            && frame.track == Track::Video
+            && let Some(metadata) = subscription.metadata()
+        {
+            push_metadata(&mut self.output, stream_id, &metadata);
         }
         let (csid, type_id) = match frame.track {
             Track::Video => (chunk::VIDEO_CSID, chunk::MSG_VIDEO),
@@ -159,12 +171,13 @@ impl RtmpSession {
             &frame.payload,
             CHUNK_SIZE as usize,
         );
-        Ok(())
     }
 
     fn session_mut(&mut self) -> &mut ServerSession {
         // Only called once the handshake has completed and created the session.
-        self.session.as_mut().expect("session exists after the handshake")
+        self.session
+            .as_mut()
+            .expect("session exists after the handshake")
     }
 
     fn handle_results(
@@ -186,17 +199,26 @@ impl RtmpSession {
 
     fn handle_event(&mut self, event: ServerSessionEvent, now: Instant) -> Result<(), RtmpError> {
         match event {
-            ServerSessionEvent::ConnectionRequested { request_id, app_name } => {
+            ServerSessionEvent::ConnectionRequested {
+                request_id,
+                app_name,
+            } => {
                 if app_name == RTMP_APP {
                     let results = self.session_mut().accept_request(request_id)?;
                     self.handle_results(results, now)?;
                 } else {
                     info!(peer = %self.peer, app = %app_name, "refused connection to an unknown application");
-                    let text = format!("unknown application {app_name:?}; use rtmp://HOST:1935/{RTMP_APP}");
+                    let text = format!(
+                        "unknown application {app_name:?}; use rtmp://HOST:1935/{RTMP_APP}"
+                    );
                     self.reject(request_id, "NetConnection.Connect.Rejected", &text)?;
                 }
             }
-            ServerSessionEvent::PublishStreamRequested { request_id, stream_key, .. } => {
+            ServerSessionEvent::PublishStreamRequested {
+                request_id,
+                stream_key,
+                ..
+            } => {
                 self.publish_requested(request_id, &stream_key, now)?;
             }
             ServerSessionEvent::PublishStreamFinished { .. } => {
@@ -210,13 +232,22 @@ impl RtmpSession {
                     publisher.set_metadata(from_rml(&metadata));
                 }
             }
-            ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
+            ServerSessionEvent::VideoDataReceived {
+                data, timestamp, ..
+            } => {
                 self.media_received(Track::Video, data, timestamp)?;
             }
-            ServerSessionEvent::AudioDataReceived { data, timestamp, .. } => {
+            ServerSessionEvent::AudioDataReceived {
+                data, timestamp, ..
+            } => {
                 self.media_received(Track::Audio, data, timestamp)?;
             }
-            ServerSessionEvent::PlayStreamRequested { request_id, stream_key, stream_id, .. } => {
+            ServerSessionEvent::PlayStreamRequested {
+                request_id,
+                stream_key,
+                stream_id,
+                ..
+            } => {
                 self.play_requested(request_id, &stream_key, stream_id, now)?;
             }
             ServerSessionEvent::PlayStreamFinished { .. } => {
@@ -232,7 +263,12 @@ impl RtmpSession {
         self.handle_results(results, Instant::now())
     }
 
-    fn publish_requested(&mut self, request_id: u32, key: &str, now: Instant) -> Result<(), RtmpError> {
+    fn publish_requested(
+        &mut self,
+        request_id: u32,
+        key: &str,
+        now: Instant,
+    ) -> Result<(), RtmpError> {
         let Some(stream) = self.config.stream_for_key(key) else {
             warn!(peer = %self.peer, key = %key_hint(key), "refused publisher: unknown stream key");
             return self.reject(
@@ -272,32 +308,53 @@ impl RtmpSession {
                 let results = self.session_mut().accept_request(request_id)?;
                 self.handle_results(without_data_notices(results), now)?;
                 info!(peer = %self.peer, stream = %name, "player started");
-                self.role = Role::Playing { subscription, stream_id };
+                self.role = Role::Playing {
+                    subscription,
+                    stream_id,
+                };
                 Ok(())
             }
             Err(err) => {
                 info!(peer = %self.peer, stream = %name, "refused player: {err}");
-                self.reject(request_id, "NetStream.Play.StreamNotFound", &err.to_string())
+                self.reject(
+                    request_id,
+                    "NetStream.Play.StreamNotFound",
+                    &err.to_string(),
+                )
             }
         }
     }
 
-    fn media_received(&mut self, track: Track, payload: Bytes, timestamp: RtmpTimestamp) -> Result<(), RtmpError> {
+    fn media_received(
+        &mut self,
+        track: Track,
+        payload: Bytes,
+        timestamp: RtmpTimestamp,
+    ) -> Result<(), RtmpError> {
         let Role::Publishing { publisher } = &mut self.role else {
             return Ok(());
         };
         let parsed = match track {
-            Track::Video => flv::parse_video(&payload).map(|tag| (tag.keyframe, tag.config, tag.cts, tag.end_of_sequence)),
+            Track::Video => flv::parse_video(&payload)
+                .map(|tag| (tag.keyframe, tag.config, tag.cts, tag.end_of_sequence)),
             Track::Audio => flv::parse_audio(&payload).map(|tag| (false, tag.config, 0, false)),
         };
-        let (keyframe, config, cts, end_of_sequence) = parsed.map_err(|source| RtmpError::Media {
-            stream: publisher.stream_name().to_string(),
-            source,
-        })?;
+        let (keyframe, config, cts, end_of_sequence) =
+            parsed.map_err(|source| RtmpError::Media {
+                stream: publisher.stream_name().to_string(),
+                source,
+            })?;
         if end_of_sequence {
             return Ok(());
         }
-        publisher.send(IncomingFrame { track, timestamp: timestamp.value, cts, keyframe, config, payload });
+        publisher.send(IncomingFrame {
+            track,
+            timestamp: timestamp.value,
+            cts,
+            keyframe,
+            config,
+            payload,
+        });
         Ok(())
     }
 }
@@ -334,9 +391,10 @@ fn without_data_notices(results: Vec<ServerSessionResult>) -> Vec<ServerSessionR
     results
         .into_iter()
         .filter(|result| match result {
-            ServerSessionResult::OutboundResponse(packet) => {
-                packet.bytes.first().is_none_or(|basic| basic & 0x3f != AMF0_DATA_CSID)
-            }
+            ServerSessionResult::OutboundResponse(packet) => packet
+                .bytes
+                .first()
+                .is_none_or(|basic| basic & 0x3f != AMF0_DATA_CSID),
             _ => true,
         })
         .collect()
@@ -366,9 +424,15 @@ fn push_metadata(output: &mut BufList, stream_id: u32, metadata: &Metadata) {
         properties.insert("stereo".to_string(), Amf0Value::Boolean(channels > 1));
     }
     if let Some(encoder) = &metadata.encoder {
-        properties.insert("encoder".to_string(), Amf0Value::Utf8String(encoder.clone()));
+        properties.insert(
+            "encoder".to_string(),
+            Amf0Value::Utf8String(encoder.clone()),
+        );
     }
-    let values = [Amf0Value::Utf8String("onMetaData".to_string()), Amf0Value::Object(properties)];
+    let values = [
+        Amf0Value::Utf8String("onMetaData".to_string()),
+        Amf0Value::Object(properties),
+    ];
     // Serializing numbers, booleans and strings cannot fail.
     let payload = rml_amf0::serialize(&values.to_vec()).expect("plain AMF0 values serialize");
     chunk::push_message(

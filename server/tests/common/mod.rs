@@ -28,7 +28,13 @@ impl Server {
 
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tinsel"))
-            .args(["serve", "--rtmp-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--rtmp-listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+            ])
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--stream", &format!("tree={KEY}")])
@@ -59,10 +65,16 @@ impl Server {
     }
 
     fn wait_for_address(&self, marker: &str) -> SocketAddr {
-        let line = wait_for(Duration::from_secs(20), &format!("log line {marker:?}"), || {
-            self.logs().into_iter().find(|line| line.contains(marker))
-        });
-        let addr = line.split("addr=").nth(1).expect("addr= in the line").trim();
+        let line = wait_for(
+            Duration::from_secs(20),
+            &format!("log line {marker:?}"),
+            || self.logs().into_iter().find(|line| line.contains(marker)),
+        );
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .expect("addr= in the line")
+            .trim();
         addr.parse().expect("a socket address")
     }
 
@@ -83,9 +95,17 @@ impl Server {
     }
 
     pub fn get(&self, path: &str) -> (u16, String) {
-        match ureq::get(&format!("http://{}{path}", self.http)).timeout(Duration::from_secs(10)).call() {
-            Ok(response) => (response.status(), response.into_string().unwrap_or_default()),
-            Err(ureq::Error::Status(code, response)) => (code, response.into_string().unwrap_or_default()),
+        match ureq::get(&format!("http://{}{path}", self.http))
+            .timeout(Duration::from_secs(10))
+            .call()
+        {
+            Ok(response) => (
+                response.status(),
+                response.into_string().unwrap_or_default(),
+            ),
+            Err(ureq::Error::Status(code, response)) => {
+                (code, response.into_string().unwrap_or_default())
+            }
             Err(err) => panic!("GET {path}: {err}"),
         }
     }
@@ -101,9 +121,11 @@ impl Server {
     }
 
     pub fn wait_live(&self, live: bool) {
-        wait_for(Duration::from_secs(20), &format!("stream live = {live}"), || {
-            (self.tree_status()["live"] == live).then_some(())
-        });
+        wait_for(
+            Duration::from_secs(20),
+            &format!("stream live = {live}"),
+            || (self.tree_status()["live"] == live).then_some(()),
+        );
     }
 
     /// Resident memory of the server process, in KiB.
@@ -146,8 +168,17 @@ impl Publisher {
             .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency"])
-            .args(["-g", "60", "-bf", "0", "-b:v", "2500k", "-pix_fmt", "yuv420p"])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-tune",
+                "zerolatency",
+            ])
+            .args([
+                "-g", "60", "-bf", "0", "-b:v", "2500k", "-pix_fmt", "yuv420p",
+            ])
             .args(video_options)
             .args(["-c:a", "aac", "-b:a", "128k", "-f", "flv", url])
             .stdout(Stdio::null())
@@ -214,17 +245,23 @@ pub fn wait_for<T>(within: Duration, what: &str, mut check: impl FnMut() -> Opti
         if let Some(value) = check() {
             return value;
         }
-        assert!(Instant::now() < deadline, "gave up after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {within:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 pub fn temp_dir(label: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "tinsel-test-{label}-{}-{:?}",
-        std::process::id(),
-        Instant::now()
-    ).replace([' ', '{', '}', ':', ','], ""));
+    let dir = std::env::temp_dir().join(
+        format!(
+            "tinsel-test-{label}-{}-{:?}",
+            std::process::id(),
+            Instant::now()
+        )
+        .replace([' ', '{', '}', ':', ','], ""),
+    );
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -247,6 +284,9 @@ pub fn run(command: &mut Command, within: Duration) -> (bool, String, String) {
         let _ = child.wait();
     }
     let (out, err) = (out.join().unwrap(), err.join().unwrap());
-    assert!(status.is_some(), "{command:?} did not finish within {within:?}; stderr: {err}");
+    assert!(
+        status.is_some(),
+        "{command:?} did not finish within {within:?}; stderr: {err}"
+    );
     (status.unwrap().success(), out, err)
 }
