@@ -31,6 +31,7 @@ pub mod http;
 pub mod media;
 pub mod rtmp;
 pub mod state;
+pub mod webrtc;
 
 use std::sync::Arc;
 use std::time::Duration;
