@@ -27,10 +27,17 @@ pub struct AudioParams {
 /// header after its 5-byte tag header). `None` when it cannot be read: the stream
 /// still flows, only the figures in `/api/streams` stay empty.
 pub fn video_params(record: &[u8]) -> Option<VideoParams> {
+    // h264-reader 0.9 panics on some malformed records (an empty last PPS);
+    // this comes straight from a publisher, so a bad one must not take the
+    // connection down.
+    let dimensions = std::panic::catch_unwind(|| {
+        let avcc = AvcDecoderConfigurationRecord::try_from(record).ok()?;
+        let ctx = avcc.create_context().ok()?;
+        let sps = ctx.sps().next()?;
+        sps.pixel_dimensions().ok()
+    });
+    let (width, height) = dimensions.ok().flatten()?;
     let avcc = AvcDecoderConfigurationRecord::try_from(record).ok()?;
-    let ctx = avcc.create_context().ok()?;
-    let sps = ctx.sps().next()?;
-    let (width, height) = sps.pixel_dimensions().ok()?;
     let profile_idc: u8 = avcc.avc_profile_indication().into();
     Some(VideoParams {
         profile: profile_name(profile_idc, record.get(2).copied().unwrap_or(0)).to_string(),
@@ -101,6 +108,13 @@ mod tests {
     #[test]
     fn garbage_avcc_gives_none() {
         assert_eq!(video_params(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn record_with_an_empty_pps_gives_none_not_a_panic() {
+        let mut record = AVCC_720P_HIGH[..AVCC_720P_HIGH.len() - 6].to_vec();
+        record.extend_from_slice(&[0x01, 0x00, 0x00]);
+        assert_eq!(video_params(&record), None);
     }
 
     #[test]
