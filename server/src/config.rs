@@ -14,6 +14,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::hls::segmenter::SegmenterSettings;
+use crate::webrtc::whep::WhepSettings;
 
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
 pub const DEFAULT_HTTP_LISTEN: &str = "[::]:8080";
@@ -37,6 +38,8 @@ pub enum ConfigError {
     },
     #[error("{key} = {value:?} is not an address like 0.0.0.0:1935 or [::]:1935")]
     Address { key: &'static str, value: String },
+    #[error("{0:?} is not an IP address like 192.0.2.7 (webrtc_ip, webrtc_public_ip)")]
+    WebrtcIp(String),
     #[error("--stream {0:?} is not NAME=KEY")]
     StreamFlag(String),
     #[error("stream name {0:?} is not allowed: use 1 to 64 lowercase letters, digits, '-' or '_'")]
@@ -124,6 +127,24 @@ pub struct ServeArgs {
     /// LL-HLS segments kept in memory and listed, per stream [default: 6]
     #[arg(long, env = "TINSEL_HLS_WINDOW_SEGMENTS", value_name = "N")]
     pub hls_window_segments: Option<usize>,
+    /// The address WebRTC media goes out from, offered to viewers as the host
+    /// candidate; 0.0.0.0 means every interface but loopback [default: 0.0.0.0]
+    #[arg(long, env = "TINSEL_WEBRTC_IP", value_name = "IP")]
+    pub webrtc_ip: Option<String>,
+    /// The public address WebRTC viewers are told to use, for a server behind
+    /// 1:1 NAT (a cloud VM with a floating IP) [default: none]
+    #[arg(long, env = "TINSEL_WEBRTC_PUBLIC_IP", value_name = "IP")]
+    pub webrtc_public_ip: Option<String>,
+    /// A STUN or TURN server announced to WebRTC viewers; repeat for more
+    /// [env: TINSEL_ICE_SERVERS, comma-separated]
+    #[arg(
+        long = "ice-server",
+        env = "TINSEL_ICE_SERVERS",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env = true
+    )]
+    pub ice_servers: Vec<String>,
 }
 
 /// The config file as written.
@@ -140,6 +161,10 @@ pub struct RawConfig {
     pub rtmp_max_connections: Option<usize>,
     pub hls_part_target_ms: Option<u64>,
     pub hls_window_segments: Option<usize>,
+    pub webrtc_ip: Option<String>,
+    pub webrtc_public_ip: Option<String>,
+    #[serde(default)]
+    pub ice_servers: Vec<String>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
 }
@@ -203,6 +228,7 @@ pub struct Config {
     pub rtmp_batch: Duration,
     pub rtmp_max_connections: usize,
     pub hls: SegmenterSettings,
+    pub webrtc: WhepSettings,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -320,6 +346,23 @@ impl Config {
             .or(raw.hls_window_segments)
             .unwrap_or(6);
         at_least("hls_window_segments", window as u64, 3)?;
+        let webrtc_ip = args
+            .webrtc_ip
+            .clone()
+            .or(raw.webrtc_ip)
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let udp_ip = webrtc_ip
+            .parse()
+            .map_err(|_| ConfigError::WebrtcIp(webrtc_ip.clone()))?;
+        let public_ip = match args.webrtc_public_ip.clone().or(raw.webrtc_public_ip) {
+            Some(ip) => Some(ip.parse().map_err(|_| ConfigError::WebrtcIp(ip.clone()))?),
+            None => None,
+        };
+        let ice_servers = if args.ice_servers.is_empty() {
+            raw.ice_servers
+        } else {
+            args.ice_servers.clone()
+        };
 
         let config = Config {
             rtmp_listen,
@@ -336,6 +379,11 @@ impl Config {
                 part_target: Duration::from_millis(part_ms),
                 window_segments: window,
                 ..SegmenterSettings::default()
+            },
+            webrtc: WhepSettings {
+                udp_ip,
+                public_ip,
+                ice_servers,
             },
         };
         Ok((config, new_keys))

@@ -72,8 +72,8 @@ pub async fn run(
         },
     );
     let hls = hls::HlsStore::new(config.streams.iter().map(|s| s.name.as_str()), &config.hls);
-    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone());
     let tracker = TaskTracker::new();
+    let mut feeds = std::collections::HashMap::new();
     for stream in &config.streams {
         if let Some(segmenter) = hls.stream(&stream.name) {
             tracker.spawn(hls::task::run(
@@ -83,7 +83,22 @@ pub async fn run(
                 token.child_token(),
             ));
         }
+        let feed = Arc::new(webrtc::feed::Feed::new());
+        tracker.spawn(webrtc::feed::run(
+            hub.clone(),
+            stream.name.clone(),
+            Arc::clone(&feed),
+            token.child_token(),
+        ));
+        feeds.insert(stream.name.clone(), feed);
     }
+    let whep = webrtc::whep::Whep::new(
+        feeds,
+        config.webrtc.clone(),
+        tracker.clone(),
+        token.child_token(),
+    );
+    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

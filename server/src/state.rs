@@ -8,18 +8,20 @@ use leptos::config::LeptosOptions;
 use crate::config::Config;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
+use crate::webrtc::whep::Whep;
 
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
     pub hub: StreamHub,
     pub hls: HlsStore,
+    pub whep: Whep,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, hub: StreamHub, hls: HlsStore) -> Self {
+    pub fn new(config: Arc<Config>, hub: StreamHub, hls: HlsStore, whep: Whep) -> Self {
         let leptos = LeptosOptions::builder()
             .output_name("tinsel")
             .site_root(config.site_dir.to_string_lossy().into_owned())
@@ -29,6 +31,7 @@ impl AppState {
             config,
             hub,
             hls,
+            whep,
             leptos,
         }
     }

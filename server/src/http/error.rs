@@ -17,6 +17,11 @@ pub enum ApiError {
     /// Not available now, but worth asking again shortly.
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A failure of the server's own; the client learns only that much.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl IntoResponse for ApiError {
@@ -25,8 +30,17 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let mut response = (status, Json(json!({ "error": self.to_string() }))).into_response();
+        let message = match &self {
+            ApiError::Internal(detail) => {
+                tracing::error!(cause = %detail, "request failed");
+                "internal error; the server log has the details".to_string()
+            }
+            other => other.to_string(),
+        };
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
         // An error is about this moment; no cache should keep it.
         response
             .headers_mut()

@@ -4,6 +4,7 @@ mod app;
 mod error;
 mod hls;
 mod streams;
+mod webrtc;
 
 pub use error::ApiError;
 
@@ -21,6 +22,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
         .merge(hls::hls_routes())
+        .merge(webrtc::webrtc_routes())
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)

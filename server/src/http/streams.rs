@@ -22,13 +22,14 @@ pub async fn streams_list(State(state): State<AppState>) -> Json<Vec<StreamStatu
                 .hls
                 .stream(&snapshot.name)
                 .map_or(0, |s| s.viewers(now));
-            to_status(snapshot, hls_viewers)
+            let webrtc_viewers = state.whep.viewers(&snapshot.name);
+            to_status(snapshot, hls_viewers, webrtc_viewers)
         })
         .collect();
     Json(list)
 }
 
-fn to_status(snapshot: StreamSnapshot, hls_viewers: usize) -> StreamStatus {
+fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize) -> StreamStatus {
     let round = |value: Option<f64>| value.map(|v| (v * 10.0).round() / 10.0);
     let video = snapshot.video.as_ref().map(|params| VideoStatus {
         codec: "H.264".to_string(),
@@ -53,7 +54,7 @@ fn to_status(snapshot: StreamSnapshot, hls_viewers: usize) -> StreamStatus {
         viewers: Viewers {
             rtmp: snapshot.viewers[0],
             hls: hls_viewers,
-            webrtc: snapshot.viewers[1],
+            webrtc: webrtc_viewers,
         },
         uptime_s: snapshot.uptime.map(|d| d.as_secs()),
     }

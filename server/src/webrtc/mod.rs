@@ -1,9 +1,13 @@
-//! WebRTC playback over WHEP: the module will hold the per-viewer sessions.
+//! WebRTC playback over WHEP.
 //!
+//! - [`whep`]: offer in, answer out; one task per viewer sending RTP.
+//! - [`feed`]: one stream's media made ready for all its viewers.
 //! - [`opus`]: AAC to Opus, once per stream, since browsers do not play AAC over WebRTC.
 //! - [`packetize`]: H.264 access units to RTP payloads, once per stream.
 //! - [`sdp`]: the H.264 payload type and fmtp line to answer an offer with.
 
+pub mod feed;
 pub mod opus;
 pub mod packetize;
 pub mod sdp;
+pub mod whep;

@@ -1,0 +1,123 @@
+// WebRTC playback over WHEP in headless Chromium. Chromium gathers candidates on
+// every interface but loopback, so this file runs in a private network namespace
+// with one test interface of its own (see scripts/test), TINSEL_WEBRTC_IP, and the
+// server offers only that address.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { startServer, startPublisher, launchBrowser, waitFor } from './harness.mjs';
+
+let server, publisher, browser;
+
+before(async () => {
+  server = await startServer(['--webrtc-ip', process.env.TINSEL_WEBRTC_IP ?? '127.0.0.1']);
+  publisher = startPublisher(server.publishUrl);
+  await waitFor('the stream to go live', async () => (await (await fetch(server.url('/api/streams'))).json())[0]?.video);
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  // What the server complained about, for whoever reads a failure.
+  const complaints = server?.logs.filter((line) => /ERROR|WARN/.test(line)) ?? [];
+  if (complaints.length) console.log(`server log:\n${complaints.join('\n')}`);
+  await browser?.close();
+  publisher?.stop();
+  await server?.stop();
+});
+
+/** In the page: WHEP viewers of `url`; resolves with their peer connections. */
+async function watch(page, url, count) {
+  return page.evaluate(async ({ url, count }) => {
+    window.viewers = [];
+    for (let i = 0; i < count; i++) {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      pc.addTransceiver('audio', { direction: 'recvonly' });
+      const video = document.createElement('video');
+      video.muted = true;
+      video.autoplay = true;
+      video.playsInline = true;
+      document.body.append(video);
+      pc.ontrack = (event) => { video.srcObject = event.streams[0] ?? new MediaStream([event.track]); };
+      await pc.setLocalDescription(await pc.createOffer());
+      await new Promise((resolve) => {
+        if (pc.iceGatheringState === 'complete') return resolve();
+        pc.onicegatheringstatechange = () => pc.iceGatheringState === 'complete' && resolve();
+        setTimeout(resolve, 2000);
+      });
+      const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+      if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${await response.text()}`);
+      const location = response.headers.get('Location');
+      await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+      window.viewers.push({ pc, video, location });
+    }
+  }, { url, count });
+}
+
+async function stats(page) {
+  return page.evaluate(async () => Promise.all(window.viewers.map(async ({ pc, video }) => {
+    const report = await pc.getStats();
+    const out = { state: pc.connectionState, width: video.videoWidth, frames: video.getVideoPlaybackQuality().totalVideoFrames };
+    report.forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') {
+        out.framesDecoded = s.framesDecoded;
+        out.jitterBufferMs = s.jitterBufferEmittedCount ? (1000 * s.jitterBufferDelay) / s.jitterBufferEmittedCount : null;
+        out.playout = s.estimatedPlayoutTimestamp ?? null;
+      }
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+        out.audioPackets = s.packetsReceived;
+        out.audioSamples = s.totalSamplesReceived;
+      }
+    });
+    return out;
+  })));
+}
+
+test('Chromium plays the stream over WHEP with sound for 20 s', async () => {
+  const page = await browser.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(String(err)));
+  await page.goto(server.url('/healthz'));
+  await watch(page, server.url('/whep/tree'), 1);
+  await waitFor('video frames', async () => (await stats(page))[0].framesDecoded > 10, { timeoutMs: 20000 });
+  const start = (await stats(page))[0];
+  await new Promise((resolve) => setTimeout(resolve, 20000));
+  const end = (await stats(page))[0];
+  const fps = (end.framesDecoded - start.framesDecoded) / 20;
+  console.log(`WebRTC: ${end.width} px wide, ${fps.toFixed(1)} fps decoded over 20 s, ${end.audioPackets} audio packets, jitter buffer ${end.jitterBufferMs?.toFixed(0)} ms`);
+  assert.equal(end.width, 1280);
+  assert.ok(fps > 25, `decoded ${fps} fps`);
+  assert.ok(end.audioPackets > 20 * 40, `audio packets: ${end.audioPackets}`);
+  assert.deepEqual(errors, []);
+  const count = async () => (await (await fetch(server.url('/api/streams'))).json())[0].viewers.webrtc;
+  assert.equal(await count(), 1);
+  // WHEP's way out: DELETE on the session's Location.
+  const location = await page.evaluate(() => window.viewers[0].location);
+  assert.equal((await fetch(server.url(location), { method: 'DELETE' })).status, 200);
+  await waitFor('the session to end', async () => (await count()) === 0);
+  assert.equal((await fetch(server.url(location), { method: 'DELETE' })).status, 404);
+  await page.close();
+});
+
+test('20 viewers at once, and one that vanishes without DELETE is cleaned up', async () => {
+  const page = await browser.newPage();
+  await page.goto(server.url('/healthz'));
+  await watch(page, server.url('/whep/tree'), 20);
+  await waitFor('all 20 decoding', async () => (await stats(page)).every((s) => s.framesDecoded > 30), { timeoutMs: 30000 });
+  const count = async () => (await (await fetch(server.url('/api/streams'))).json())[0].viewers.webrtc;
+  assert.equal(await count(), 20);
+  console.log('20 WHEP viewers all decoding');
+  await page.close();
+  await waitFor('the vanished viewers to be cleaned up', async () => (await count()) === 0, { timeoutMs: 60000 });
+});
+
+test('bad requests say why', async () => {
+  const post = (path, body, type = 'application/sdp') =>
+    fetch(server.url(path), { method: 'POST', headers: { 'Content-Type': type }, body });
+  assert.equal((await post('/whep/nope', 'v=0\r\n')).status, 404);
+  const garbage = await post('/whep/tree', 'hello');
+  assert.equal(garbage.status, 400);
+  assert.match((await garbage.json()).error, /SDP/);
+  assert.equal((await post('/whep/tree', 'v=0\r\n', 'text/plain')).status, 415);
+  const patch = await fetch(server.url('/whep/tree/0123'), { method: 'PATCH' });
+  assert.equal(patch.status, 405);
+});

@@ -1,0 +1,247 @@
+//! One stream's media made ready for WebRTC, once for all its viewers: H.264
+//! access units cut into RTP payloads, AAC turned into Opus.
+//!
+//! The feed keeps the current group of pictures (as payloads) so a new viewer,
+//! or one that asks for a keyframe (PLI/FIR), can start at the last keyframe
+//! at once instead of waiting up to a keyframe interval.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::opus::AacToOpus;
+use super::packetize::H264Packetizer;
+use crate::media::codec::{self, VideoParams};
+use crate::media::hub::Join;
+use crate::media::{Frame, StreamHub, Track};
+
+/// Largest RTP payload: leaves room for RTP, SRTP and IP/UDP headers in a
+/// 1280-byte IPv6 minimum MTU.
+pub const RTP_MTU: usize = 1160;
+/// Video units a viewer may fall behind before it skips to the next keyframe.
+const QUEUE: usize = 512;
+/// A GOP longer than this is not kept for newcomers.
+const MAX_GOP_UNITS: usize = 1200;
+
+/// Media for the WebRTC viewers of one stream.
+#[derive(Debug)]
+pub enum Unit {
+    Video {
+        /// Decode time on the stream's timeline, in milliseconds.
+        dts: u64,
+        keyframe: bool,
+        payloads: Vec<Bytes>,
+    },
+    Audio {
+        /// In 48 kHz units on the stream's timeline.
+        timestamp: u64,
+        payload: Bytes,
+    },
+}
+
+/// The shared, per-stream side of WebRTC playback.
+pub struct Feed {
+    tx: broadcast::Sender<Arc<Unit>>,
+    state: Mutex<FeedState>,
+}
+
+#[derive(Default)]
+struct FeedState {
+    video: Option<VideoParams>,
+    gop: Vec<Arc<Unit>>,
+}
+
+/// A viewer's place in a feed: a start (the current GOP) and then live units.
+pub struct FeedSubscription {
+    pub burst: VecDeque<Arc<Unit>>,
+    rx: broadcast::Receiver<Arc<Unit>>,
+    skipping: bool,
+}
+
+impl Feed {
+    pub fn new() -> Self {
+        Self {
+            tx: broadcast::channel(QUEUE).0,
+            state: Mutex::new(FeedState::default()),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, FeedState> {
+        // The state is consistent between units; a panic elsewhere does not spoil it.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The H.264 the stream carries now, for the SDP answer.
+    pub fn video(&self) -> Option<VideoParams> {
+        self.lock().video.clone()
+    }
+
+    pub fn subscribe(&self) -> FeedSubscription {
+        let state = self.lock();
+        FeedSubscription {
+            burst: state.gop.iter().cloned().collect(),
+            rx: self.tx.subscribe(),
+            skipping: false,
+        }
+    }
+
+    /// The current GOP again, for a viewer that lost its picture.
+    pub fn gop(&self) -> Vec<Arc<Unit>> {
+        self.lock().gop.clone()
+    }
+
+    fn publish(&self, unit: Unit) {
+        let unit = Arc::new(unit);
+        let mut state = self.lock();
+        if let Unit::Video { keyframe, .. } = &*unit {
+            if *keyframe {
+                state.gop.clear();
+            }
+            if !state.gop.is_empty() || *keyframe {
+                if state.gop.len() < MAX_GOP_UNITS {
+                    state.gop.push(Arc::clone(&unit));
+                } else {
+                    state.gop.clear();
+                }
+            }
+        }
+        // An error only means no viewer is watching.
+        let _ = self.tx.send(unit);
+    }
+}
+
+impl Default for Feed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FeedSubscription {
+    /// The next live unit; `None` when the feed has stopped. A viewer that fell
+    /// behind skips to the next keyframe.
+    pub async fn recv(&mut self) -> Option<Arc<Unit>> {
+        loop {
+            match self.rx.recv().await {
+                Ok(unit) => {
+                    if self.skipping {
+                        match &*unit {
+                            Unit::Video { keyframe: true, .. } => self.skipping = false,
+                            _ => continue,
+                        }
+                    }
+                    return Some(unit);
+                }
+                Err(RecvError::Lagged(_)) => self.skipping = true,
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// Turns the hub's frames for `name` into units until `token` is cancelled.
+pub async fn run(hub: StreamHub, name: String, feed: Arc<Feed>, token: CancellationToken) {
+    let Ok(mut subscription) = hub.subscribe_internal(&name, Join::AsIs) else {
+        return;
+    };
+    let mut packetizer: Option<H264Packetizer> = None;
+    let mut transcoder: Option<AacToOpus> = None;
+    let mut broken = false;
+    loop {
+        let frame = tokio::select! {
+            () = token.cancelled() => break,
+            frame = subscription.recv() => match frame {
+                Some(frame) => frame,
+                None => break,
+            },
+        };
+        handle(
+            &feed,
+            &name,
+            frame,
+            &mut packetizer,
+            &mut transcoder,
+            &mut broken,
+        );
+    }
+    debug!(stream = %name, "WebRTC feed stopped");
+}
+
+fn handle(
+    feed: &Feed,
+    name: &str,
+    frame: Frame,
+    packetizer: &mut Option<H264Packetizer>,
+    transcoder: &mut Option<AacToOpus>,
+    broken: &mut bool,
+) {
+    let body = |skip: usize| {
+        frame
+            .payload
+            .get(skip.min(frame.payload.len())..)
+            .unwrap_or_default()
+    };
+    match (frame.track, frame.config) {
+        (Track::Video, true) => {
+            let record = body(5);
+            *packetizer = match H264Packetizer::new(record, RTP_MTU) {
+                Ok(packetizer) => Some(packetizer),
+                Err(err) => {
+                    warn!(stream = %name, "WebRTC: cannot use the H.264 configuration: {err}");
+                    None
+                }
+            };
+            feed.lock().video = codec::video_params(record);
+        }
+        (Track::Audio, true) => {
+            *transcoder = match AacToOpus::new(body(2)) {
+                Ok(transcoder) => Some(transcoder),
+                Err(err) => {
+                    warn!(stream = %name, "WebRTC viewers get no sound: {err}");
+                    None
+                }
+            };
+        }
+        (Track::Video, false) => {
+            let Some(packetizer) = packetizer else { return };
+            // After a frame that could not be sent, the frames that refer to
+            // it cannot be decoded either: wait for the next keyframe.
+            if *broken && !frame.keyframe {
+                return;
+            }
+            match packetizer.packetize(body(5), frame.keyframe) {
+                Ok(payloads) => {
+                    *broken = false;
+                    if !payloads.is_empty() {
+                        feed.publish(Unit::Video {
+                            dts: frame.dts,
+                            keyframe: frame.keyframe,
+                            payloads,
+                        });
+                    }
+                }
+                Err(err) => {
+                    *broken = true;
+                    debug!(stream = %name, "WebRTC: skipped video until the next keyframe: {err}");
+                }
+            }
+        }
+        (Track::Audio, false) => {
+            let Some(transcoder) = transcoder else { return };
+            match transcoder.push(body(2), frame.dts) {
+                Ok(packets) => {
+                    for packet in packets {
+                        feed.publish(Unit::Audio {
+                            timestamp: packet.timestamp,
+                            payload: packet.data,
+                        });
+                    }
+                }
+                Err(err) => debug!(stream = %name, "WebRTC: skipped an audio frame: {err}"),
+            }
+        }
+    }
+}

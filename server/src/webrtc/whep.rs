@@ -1,0 +1,536 @@
+//! WHEP sessions: an SDP offer in, an answer out, then one task per viewer that
+//! sends the stream's feed as RTP (webrtc crate).
+//!
+//! The HTTP handler only answers the offer; the session lives on in its task
+//! until the viewer leaves (DELETE, ICE failure, or the connection closing).
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
+    RTCRtpEncodingParameters, RtpCodecKind,
+};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceServer,
+    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+
+use super::feed::{Feed, Unit};
+use super::sdp::{self, SdpError};
+
+/// How long the server gathers its ICE candidates before answering.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a viewer has to connect after the answer.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
+const OPUS_DEFAULT_PT: u8 = 111;
+
+#[derive(Debug, Error)]
+pub enum WhepError {
+    #[error("no stream named {0:?}")]
+    UnknownStream(String),
+    #[error("stream {0:?} is not live")]
+    NotLive(String),
+    #[error("the offer is not usable: {0}")]
+    BadOffer(String),
+    #[error(transparent)]
+    Codec(#[from] SdpError),
+    #[error("WebRTC failed: {0}")]
+    Rtc(#[from] webrtc::error::Error),
+    #[error("ICE gathering did not finish within {0:?}")]
+    Gathering(Duration),
+}
+
+/// Where WebRTC media goes out from.
+#[derive(Debug, Clone)]
+pub struct WhepSettings {
+    /// The address UDP sockets bind to, and so the host candidate offered.
+    pub udp_ip: IpAddr,
+    /// The public address of a host behind 1:1 NAT, announced instead.
+    pub public_ip: Option<IpAddr>,
+    /// STUN and TURN servers announced to viewers.
+    pub ice_servers: Vec<String>,
+}
+
+struct Session {
+    stream: String,
+    token: CancellationToken,
+}
+
+/// Every stream's feed and every viewer's session. Cheap to clone.
+#[derive(Clone)]
+pub struct Whep {
+    feeds: Arc<HashMap<String, Arc<Feed>>>,
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    settings: Arc<WhepSettings>,
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
+impl Whep {
+    pub fn new(
+        feeds: HashMap<String, Arc<Feed>>,
+        settings: WhepSettings,
+        tracker: TaskTracker,
+        token: CancellationToken,
+    ) -> Self {
+        Self {
+            feeds: Arc::new(feeds),
+            sessions: Arc::default(),
+            settings: Arc::new(settings),
+            tracker,
+            token,
+        }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Viewers of `stream` with a session.
+    pub fn viewers(&self, stream: &str) -> usize {
+        self.sessions()
+            .values()
+            .filter(|s| s.stream == stream)
+            .count()
+    }
+
+    /// Ends a session; false if there is none with that id.
+    pub fn delete(&self, id: &str) -> bool {
+        match self.sessions().remove(id) {
+            Some(session) => {
+                session.token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Answers a viewer's offer and starts its session.
+    ///
+    /// # Errors
+    /// An unknown or offline stream, an offer without a usable H.264 format,
+    /// or the WebRTC stack failing.
+    pub async fn create(
+        &self,
+        stream: &str,
+        offer: String,
+        peer: SocketAddr,
+    ) -> Result<(String, String), WhepError> {
+        let feed = self
+            .feeds
+            .get(stream)
+            .ok_or_else(|| WhepError::UnknownStream(stream.to_string()))?;
+        let video = feed
+            .video()
+            .ok_or_else(|| WhepError::NotLive(stream.to_string()))?;
+        if !offer.starts_with("v=0") {
+            return Err(WhepError::BadOffer(
+                "the body is not SDP (it must start with v=0)".into(),
+            ));
+        }
+        let offered = sdp::offered_h264(&offer);
+        if offered.is_empty() {
+            return Err(WhepError::BadOffer("it offers no H.264 video".into()));
+        }
+        let h264 = sdp::choose_h264(&offered, &video)?;
+        // The rtc crate pairs codecs by exact fmtp, so it is given the offer's
+        // own line for the chosen format; the answer then states what the
+        // stream really is (see `answer_with`).
+        let offered_fmtp = offered
+            .iter()
+            .find(|o| o.payload_type == h264.payload_type)
+            .map(|o| o.fmtp.clone())
+            .unwrap_or_default();
+        let opus_pt = opus_payload_type(&offer).unwrap_or(OPUS_DEFAULT_PT);
+
+        let feedback = |kind: &str, parameter: &str| RTCPFeedback {
+            typ: kind.into(),
+            parameter: parameter.into(),
+        };
+        let video_codec = RTCRtpCodec {
+            mime_type: "video/H264".into(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: offered_fmtp,
+            rtcp_feedback: vec![
+                feedback("nack", ""),
+                feedback("nack", "pli"),
+                feedback("ccm", "fir"),
+            ],
+        };
+        let audio_codec = RTCRtpCodec {
+            mime_type: "audio/opus".into(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
+            rtcp_feedback: vec![],
+        };
+        let mut media = MediaEngine::default();
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: video_codec.clone(),
+                payload_type: h264.payload_type,
+            },
+            RtpCodecKind::Video,
+        )?;
+        media.register_codec(
+            RTCRtpCodecParameters {
+                rtp_codec: audio_codec.clone(),
+                payload_type: opus_pt,
+            },
+            RtpCodecKind::Audio,
+        )?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(
+                self.settings
+                    .ice_servers
+                    .iter()
+                    .map(|url| RTCIceServer {
+                        urls: vec![url.clone()],
+                        ..Default::default()
+                    })
+                    .collect(),
+            )
+            .build();
+        // No mDNS: a server offers its address as it is (and a host without a
+        // multicast-capable interface cannot open the mDNS socket at all).
+        let mut settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .with_include_loopback_candidate(self.settings.udp_ip.is_loopback());
+        if let Some(public) = self.settings.public_ip {
+            // 1:1 NAT: viewers are told the public address instead of the local one.
+            settings =
+                settings.with_nat_1to1_ips(vec![public.to_string()], RTCIceCandidateType::Host);
+        }
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(settings.build())
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Events(events_tx)))
+            .with_udp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
+            .build()
+            .await?;
+        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+
+        let video_ssrc = rand::random::<u32>();
+        let audio_ssrc = rand::random::<u32>();
+        let video_track = Arc::new(TrackLocalStaticRTP::new(track(
+            stream,
+            RtpCodecKind::Video,
+            video_codec,
+            video_ssrc,
+        )));
+        let audio_track = Arc::new(TrackLocalStaticRTP::new(track(
+            stream,
+            RtpCodecKind::Audio,
+            audio_codec,
+            audio_ssrc,
+        )));
+        pc.add_track(Arc::clone(&video_track) as Arc<dyn TrackLocal>)
+            .await?;
+        pc.add_track(Arc::clone(&audio_track) as Arc<dyn TrackLocal>)
+            .await?;
+
+        let mut events = events;
+        pc.set_remote_description(RTCSessionDescription::offer(offer)?)
+            .await?;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer).await?;
+        // Non-trickle: the answer carries every candidate.
+        let gathered = tokio::time::timeout(GATHER_TIMEOUT, async {
+            while let Some(event) = events.recv().await {
+                if matches!(event, Event::Gathered) {
+                    return;
+                }
+            }
+        })
+        .await;
+        if gathered.is_err() {
+            let _ = pc.close().await;
+            return Err(WhepError::Gathering(GATHER_TIMEOUT));
+        }
+        let Some(local) = pc.local_description().await else {
+            let _ = pc.close().await;
+            return Err(WhepError::BadOffer("no answer could be made for it".into()));
+        };
+
+        let id = format!("{:016x}", rand::random::<u64>());
+        let token = self.token.child_token();
+        self.sessions().insert(
+            id.clone(),
+            Session {
+                stream: stream.to_string(),
+                token: token.clone(),
+            },
+        );
+        info!(%peer, stream, session = %id, profile = %h264.profile_level_id, "WebRTC viewer joined");
+        let viewer = Viewer {
+            pc,
+            video: Track {
+                local: video_track,
+                ssrc: video_ssrc,
+                payload_type: h264.payload_type,
+                sequence: rand::random(),
+            },
+            audio: Track {
+                local: audio_track,
+                ssrc: audio_ssrc,
+                payload_type: opus_pt,
+                sequence: rand::random(),
+            },
+            offset: rand::random(),
+        };
+        let (whep, feed, session) = (self.clone(), Arc::clone(feed), id.clone());
+        self.tracker.spawn(async move {
+            viewer.run(&feed, events, token).await;
+            whep.sessions().remove(&session);
+            info!(session = %session, "WebRTC viewer left");
+        });
+        Ok((id, answer_with(&local.sdp, h264.payload_type, &h264.fmtp)))
+    }
+}
+
+/// The answer with the chosen H.264 format's fmtp line replaced by the
+/// stream's real parameters: Safari shows black video when an answer claims
+/// another profile than the bitstream has.
+fn answer_with(answer: &str, payload_type: u8, fmtp: &str) -> String {
+    let prefix = format!("a=fmtp:{payload_type} ");
+    answer
+        .split_inclusive('\n')
+        .map(|line| {
+            if line.starts_with(&prefix) {
+                format!("{prefix}{fmtp}\r\n")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+fn track(stream: &str, kind: RtpCodecKind, codec: RTCRtpCodec, ssrc: u32) -> MediaStreamTrack {
+    MediaStreamTrack::new(
+        format!("tinsel-{stream}"),
+        format!("tinsel-{stream}-{kind}"),
+        format!("{stream} {kind}"),
+        kind,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters {
+                ssrc: Some(ssrc),
+                ..Default::default()
+            },
+            codec,
+            ..Default::default()
+        }],
+    )
+}
+
+/// The payload type the offer gives Opus, if any.
+fn opus_payload_type(offer: &str) -> Option<u8> {
+    offer.lines().find_map(|line| {
+        let rest = line.strip_prefix("a=rtpmap:")?;
+        let (pt, codec) = rest.split_once(' ')?;
+        codec
+            .to_ascii_lowercase()
+            .starts_with("opus/48000")
+            .then(|| pt.parse().ok())
+            .flatten()
+    })
+}
+
+enum Event {
+    Gathered,
+    State(RTCPeerConnectionState),
+}
+
+struct Events(mpsc::UnboundedSender<Event>);
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Events {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.0.send(Event::Gathered);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let _ = self.0.send(Event::State(state));
+    }
+}
+
+struct Track {
+    local: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    payload_type: u8,
+    sequence: u16,
+}
+
+impl Track {
+    async fn send(
+        &mut self,
+        timestamp: u32,
+        payload: bytes::Bytes,
+        marker: bool,
+    ) -> webrtc::error::Result<()> {
+        let header = rtp::header::Header {
+            version: 2,
+            marker,
+            payload_type: self.payload_type,
+            sequence_number: self.sequence,
+            timestamp,
+            ssrc: self.ssrc,
+            ..Default::default()
+        };
+        self.sequence = self.sequence.wrapping_add(1);
+        self.local.write_rtp(rtp::Packet { header, payload }).await
+    }
+}
+
+struct Viewer {
+    pc: Arc<dyn PeerConnection>,
+    video: Track,
+    audio: Track,
+    /// Random start of this viewer's RTP timestamps (RFC 3550, 5.1).
+    offset: u32,
+}
+
+impl Viewer {
+    async fn run(
+        mut self,
+        feed: &Feed,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        token: CancellationToken,
+    ) {
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
+            while let Some(event) = events.recv().await {
+                match event {
+                    Event::State(RTCPeerConnectionState::Connected) => return true,
+                    Event::State(
+                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
+                    ) => return false,
+                    _ => {}
+                }
+            }
+            false
+        });
+        let ok = tokio::select! {
+            () = token.cancelled() => false,
+            result = connected => result.unwrap_or(false),
+        };
+        if ok {
+            let started = Instant::now();
+            self.stream(feed, &mut events, &token).await;
+            debug!(
+                seconds = started.elapsed().as_secs(),
+                "WebRTC viewer streamed"
+            );
+        }
+        let _ = self.pc.close().await;
+    }
+
+    async fn stream(
+        &mut self,
+        feed: &Feed,
+        events: &mut mpsc::UnboundedReceiver<Event>,
+        token: &CancellationToken,
+    ) {
+        let mut subscription = feed.subscribe();
+        // The current GOP first, packed one tick apart just before the live
+        // edge: the browser decodes through it at once and shows live frames,
+        // instead of playing a GOP-old picture through its jitter buffer.
+        let burst: Vec<_> = subscription.burst.drain(..).collect();
+        if let Some(Unit::Video { dts: live_edge, .. }) = burst.last().map(|u| &**u) {
+            let edge = self.video_timestamp(*live_edge);
+            let count = burst.len() as u32;
+            for (i, unit) in burst.iter().enumerate() {
+                let timestamp = edge.wrapping_sub(count - 1 - i as u32);
+                if self.send(unit, Some(timestamp)).await.is_err() {
+                    return;
+                }
+            }
+        }
+        loop {
+            tokio::select! {
+                () = token.cancelled() => return,
+                event = events.recv() => match event {
+                    Some(Event::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected)) | None => return,
+                    Some(_) => {}
+                },
+                unit = subscription.recv() => {
+                    let Some(unit) = unit else { return };
+                    if self.send(&unit, None).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn video_timestamp(&self, dts_ms: u64) -> u32 {
+        // RTP timestamps wrap (RFC 3550, 5.1); only differences matter.
+        ((dts_ms * 90) as u32).wrapping_add(self.offset)
+    }
+
+    async fn send(&mut self, unit: &Unit, timestamp: Option<u32>) -> webrtc::error::Result<()> {
+        match unit {
+            Unit::Video { dts, payloads, .. } => {
+                let timestamp = timestamp.unwrap_or_else(|| self.video_timestamp(*dts));
+                let last = payloads.len().saturating_sub(1);
+                for (i, payload) in payloads.iter().enumerate() {
+                    self.video
+                        .send(timestamp, payload.clone(), i == last)
+                        .await?;
+                }
+                Ok(())
+            }
+            Unit::Audio { timestamp, payload } => {
+                let timestamp = (*timestamp as u32).wrapping_add(self.offset);
+                self.audio.send(timestamp, payload.clone(), false).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_states_the_stream_profile() {
+        let answer = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 106\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\na=rtcp-fb:106 nack\r\n";
+        let fixed = answer_with(
+            answer,
+            106,
+            "profile-level-id=42c01f;packetization-mode=1;level-asymmetry-allowed=1",
+        );
+        assert!(fixed.contains(
+            "a=fmtp:106 profile-level-id=42c01f;packetization-mode=1;level-asymmetry-allowed=1\r\n"
+        ));
+        assert!(fixed.contains("a=rtcp-fb:106 nack\r\n"));
+        assert!(!fixed.contains("42e01f"));
+    }
+
+    #[test]
+    fn finds_the_opus_payload_type() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 63\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:63 red/48000/2\r\n";
+        assert_eq!(opus_payload_type(offer), Some(111));
+        assert_eq!(opus_payload_type("v=0\r\n"), None);
+    }
+}
