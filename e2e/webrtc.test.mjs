@@ -9,7 +9,7 @@ import { startServer, startPublisher, launchBrowser, waitFor } from './harness.m
 let server, publisher, browser;
 
 before(async () => {
-  server = await startServer(['--webrtc-ip', process.env.TINSEL_WEBRTC_IP ?? '127.0.0.1']);
+  server = await startServer(['--webrtc-ip', process.env.TINSEL_WEBRTC_IP ?? '127.0.0.1', '--ice-server', 'stun:stun.invalid:3478']);
   publisher = startPublisher(server.publishUrl);
   await waitFor('the stream to go live', async () => (await (await fetch(server.url('/api/streams'))).json())[0]?.video);
   browser = await launchBrowser();
@@ -47,6 +47,7 @@ async function watch(page, url, count) {
       const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
       if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${await response.text()}`);
       const location = response.headers.get('Location');
+      window.links = response.headers.get('Link');
       await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
       window.viewers.push({ pc, video, location });
     }
@@ -83,6 +84,29 @@ test('Chromium plays the stream over WHEP with sound for 20 s', async () => {
   await new Promise((resolve) => setTimeout(resolve, 20000));
   const end = (await stats(page))[0];
   const fps = (end.framesDecoded - start.framesDecoded) / 20;
+  // Latency, by the sender's clock: RTCP sender reports tie RTP time to the
+  // server's wall clock when it sent the media; Chromium's
+  // estimatedPlayoutTimestamp is that wall-clock time of the frame it shows now.
+  // Browser and server share this machine's clock, so now minus it is how far
+  // behind the server's send the picture on screen is. Media reaches the
+  // server from the publisher over loopback and leaves within a frame.
+  const lags = [];
+  for (let i = 0; i < 10; i++) {
+    const lag = await page.evaluate(async () => {
+      const report = await window.viewers[0].pc.getStats();
+      let lag = null;
+      report.forEach((s) => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video' && s.estimatedPlayoutTimestamp) {
+          lag = (performance.timeOrigin + performance.now()) - (s.estimatedPlayoutTimestamp - 2208988800000);
+        }
+      });
+      return lag;
+    });
+    if (lag !== null) lags.push(lag);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  lags.sort((a, b) => a - b);
+  console.log(`WebRTC latency behind the server's send (median of ${lags.length}): ${lags.length ? lags[lags.length >> 1].toFixed(0) : 'n/a'} ms`);
   console.log(`WebRTC: ${end.width} px wide, ${fps.toFixed(1)} fps decoded over 20 s, ${end.audioPackets} audio packets, jitter buffer ${end.jitterBufferMs?.toFixed(0)} ms`);
   assert.equal(end.width, 1280);
   assert.ok(fps > 25, `decoded ${fps} fps`);
@@ -90,6 +114,7 @@ test('Chromium plays the stream over WHEP with sound for 20 s', async () => {
   assert.deepEqual(errors, []);
   const count = async () => (await (await fetch(server.url('/api/streams'))).json())[0].viewers.webrtc;
   assert.equal(await count(), 1);
+  assert.equal(await page.evaluate(() => window.links), '<stun:stun.invalid:3478>; rel="ice-server"');
   // WHEP's way out: DELETE on the session's Location.
   const location = await page.evaluate(() => window.viewers[0].location);
   assert.equal((await fetch(server.url(location), { method: 'DELETE' })).status, 200);

@@ -75,6 +75,13 @@ async fn session_create(
     if let Ok(location) = HeaderValue::from_str(&format!("/whep/{name}/{id}")) {
         headers.insert(header::LOCATION, location);
     }
+    // STUN and TURN servers for the viewer, as WHIP/WHEP announce them
+    // (RFC 9725, 4.4: Link headers with rel="ice-server").
+    for server in &state.config.webrtc.ice_servers {
+        if let Ok(link) = HeaderValue::from_str(&format!("<{server}>; rel=\"ice-server\"")) {
+            headers.append(header::LINK, link);
+        }
+    }
     Ok(response)
 }
 

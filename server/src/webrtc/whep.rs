@@ -25,9 +25,8 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCIceServer,
-    RTCPeerConnectionState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use super::feed::{Feed, Unit};
@@ -62,7 +61,8 @@ pub struct WhepSettings {
     pub udp_ip: IpAddr,
     /// The public address of a host behind 1:1 NAT, announced instead.
     pub public_ip: Option<IpAddr>,
-    /// STUN and TURN servers announced to viewers.
+    /// STUN and TURN servers announced to viewers (in the WHEP answer's Link
+    /// headers).
     pub ice_servers: Vec<String>,
 }
 
@@ -196,18 +196,10 @@ impl Whep {
             RtpCodecKind::Audio,
         )?;
         let registry = register_default_interceptors(Registry::new(), &mut media)?;
-        let config = RTCConfigurationBuilder::new()
-            .with_ice_servers(
-                self.settings
-                    .ice_servers
-                    .iter()
-                    .map(|url| RTCIceServer {
-                        urls: vec![url.clone()],
-                        ..Default::default()
-                    })
-                    .collect(),
-            )
-            .build();
+        // The configured STUN/TURN servers are for viewers behind NAT (the HTTP
+        // answer announces them); the server itself answers from a known
+        // address and needs none.
+        let config = RTCConfigurationBuilder::new().build();
         // No mDNS: a server offers its address as it is (and a host without a
         // multicast-capable interface cannot open the mDNS socket at all).
         let mut settings = SettingEngineBuilder::new()
