@@ -1,0 +1,234 @@
+//! WHEP with a Rust WebRTC peer (the webrtc crate) as the viewer: it receives
+//! H.264 and Opus RTP from a stream ffmpeg publishes, and the H.264 it
+//! reassembles decodes.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{Publisher, Server, run, temp_dir, wait_for};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::rtp::codec::h264::H264Packet;
+use rtc::rtp::packetizer::Depacketizer;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCIceGatheringState, RTCSessionDescription, Registry, SettingEngineBuilder,
+    register_default_interceptors,
+};
+
+struct Viewer {
+    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
+    gathered: mpsc::UnboundedSender<()>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Viewer {
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let _ = self.tracks.send(track);
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(());
+        }
+    }
+}
+
+fn codec(
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+    payload_type: u8,
+) -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: mime.into(),
+            clock_rate,
+            channels,
+            sdp_fmtp_line: fmtp.into(),
+            rtcp_feedback: vec![],
+        },
+        payload_type,
+    }
+}
+
+#[test]
+fn rust_peer_gets_h264_that_decodes_and_opus() {
+    let server = Server::start(&["--webrtc-ip", "127.0.0.1"]);
+    let _publisher = Publisher::start(&server.publish_url());
+    server.wait_live(true);
+    wait_for(
+        Duration::from_secs(20),
+        "the stream's video parameters",
+        || server.tree_status()["video"]["width"].as_u64(),
+    );
+    let whep_url = format!("http://{}/whep/tree", server.http);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (annexb, frames, audio_packets) = runtime.block_on(async move {
+        let mut media = MediaEngine::default();
+        let profiles = [(102, "42e01f"), (104, "4d001f"), (106, "640032")];
+        for (pt, profile) in profiles {
+            let fmtp = format!(
+                "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id={profile}"
+            );
+            media
+                .register_codec(
+                    codec("video/H264", 90_000, 0, &fmtp, pt),
+                    RtpCodecKind::Video,
+                )
+                .unwrap();
+        }
+        media
+            .register_codec(
+                codec("audio/opus", 48_000, 2, "minptime=10;useinbandfec=1", 111),
+                RtpCodecKind::Audio,
+            )
+            .unwrap();
+        let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
+        let settings = SettingEngineBuilder::new()
+            .with_include_loopback_candidate(true)
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+            .build();
+        let (tracks_tx, mut tracks) = mpsc::unbounded_channel();
+        let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
+        let pc = PeerConnectionBuilder::new()
+            .with_media_engine(media)
+            .with_interceptor_registry(registry)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Viewer {
+                tracks: tracks_tx,
+                gathered: gathered_tx,
+            }))
+            .with_udp_addrs(vec!["127.0.0.1:0"])
+            .build()
+            .await
+            .unwrap();
+        for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
+            let init = RTCRtpTransceiverInit {
+                direction: RTCRtpTransceiverDirection::Recvonly,
+                ..Default::default()
+            };
+            pc.add_transceiver_from_kind(kind, Some(init))
+                .await
+                .unwrap();
+        }
+        let offer = pc.create_offer(None).await.unwrap();
+        pc.set_local_description(offer).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), gathered.recv())
+            .await
+            .expect("ICE gathering completes");
+        let offer = pc.local_description().await.unwrap().sdp;
+
+        let answer = tokio::task::spawn_blocking(move || {
+            let response = ureq::post(&whep_url)
+                .set("Content-Type", "application/sdp")
+                .timeout(Duration::from_secs(20))
+                .send_string(&offer)
+                .expect("201 Created");
+            assert_eq!(response.status(), 201);
+            assert!(
+                response
+                    .header("location")
+                    .unwrap()
+                    .starts_with("/whep/tree/")
+            );
+            response.into_string().unwrap()
+        })
+        .await
+        .unwrap();
+        pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
+            .await
+            .unwrap();
+
+        let mut annexb = Vec::new();
+        let (mut frames, mut audio_packets) = (0, 0);
+        let mut readers = Vec::new();
+        let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        for _ in 0..2 {
+            let track = tokio::time::timeout(Duration::from_secs(20), tracks.recv())
+                .await
+                .expect("a track")
+                .unwrap();
+            let media_tx = media_tx.clone();
+            readers.push(tokio::spawn(async move {
+                while let Some(event) = track.poll().await {
+                    if let TrackRemoteEvent::OnRtpPacket(packet) = event
+                        && media_tx.send(packet).is_err()
+                    {
+                        break;
+                    }
+                }
+            }));
+        }
+        let mut depacketizer = H264Packet::default();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while frames < 150 || audio_packets < 100 {
+            let packet = tokio::time::timeout_at(deadline, media_rx.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("only {frames} frames and {audio_packets} audio packets in 30 s")
+                })
+                .unwrap();
+            if packet.header.payload_type == 111 {
+                audio_packets += 1;
+                continue;
+            }
+            let payload: Bytes = packet.payload.clone();
+            if let Ok(nal) = depacketizer.depacketize(&payload) {
+                annexb.extend_from_slice(&nal);
+            }
+            frames += usize::from(packet.header.marker);
+        }
+        let _ = pc.close().await;
+        for reader in readers {
+            reader.abort();
+        }
+        (annexb, frames, audio_packets)
+    });
+
+    let file = temp_dir("whep").join("received.h264");
+    std::fs::write(&file, &annexb).unwrap();
+    let (ok, out, err) = run(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-f",
+                "h264",
+                "-count_frames",
+                "-show_entries",
+                "stream=width,height,nb_read_frames",
+                "-of",
+                "json",
+            ])
+            .arg(&file),
+        Duration::from_secs(30),
+    );
+    assert!(
+        ok && err.trim().is_empty(),
+        "the received H.264 decodes: {err}"
+    );
+    let probe: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let stream = &probe["streams"][0];
+    let decoded: u64 = stream["nb_read_frames"].as_str().unwrap().parse().unwrap();
+    println!(
+        "Rust WHEP peer: {frames} frames, {audio_packets} Opus packets; ffprobe decoded {decoded} frames of {}x{}",
+        stream["width"], stream["height"]
+    );
+    assert_eq!(
+        (stream["width"].as_u64(), stream["height"].as_u64()),
+        (Some(1280), Some(720))
+    );
+    assert!(decoded >= 140, "{decoded} frames decoded");
+}
