@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{Publisher, Server, run, temp_dir, wait_for};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp::codec::h264::H264Packet;
 use rtc::rtp::packetizer::Depacketizer;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -155,11 +156,15 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
         let (mut frames, mut audio_packets) = (0, 0);
         let mut readers = Vec::new();
         let (media_tx, mut media_rx) = mpsc::unbounded_channel();
+        let mut video_track = None;
         for _ in 0..2 {
             let track = tokio::time::timeout(Duration::from_secs(20), tracks.recv())
                 .await
                 .expect("a track")
                 .unwrap();
+            if track.kind().await == RtpCodecKind::Video {
+                video_track = Some(Arc::clone(&track));
+            }
             let media_tx = media_tx.clone();
             readers.push(tokio::spawn(async move {
                 while let Some(event) = track.poll().await {
@@ -190,6 +195,47 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
             }
             frames += usize::from(packet.header.marker);
         }
+        // A keyframe request (PLI) a moment after a keyframe: the answer must
+        // come well before the publisher's next one, two seconds on.
+        let is_keyframe = |payload: &Bytes| {
+            let nal = payload.first().map_or(0, |b| b & 0x1f);
+            nal == 5 || nal == 7 || (nal == 24 && payload.get(3).is_some_and(|b| b & 0x1f == 7))
+        };
+        let video_ssrc = loop {
+            let packet = tokio::time::timeout_at(deadline, media_rx.recv())
+                .await
+                .expect("video")
+                .unwrap();
+            if packet.header.payload_type != 111 && is_keyframe(&packet.payload) {
+                break packet.header.ssrc;
+            }
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        while media_rx.try_recv().is_ok() {}
+        let pli = PictureLossIndication {
+            sender_ssrc: 1,
+            media_ssrc: video_ssrc,
+        };
+        let asked = tokio::time::Instant::now();
+        video_track
+            .expect("a video track")
+            .write_rtcp(vec![Box::new(pli)])
+            .await
+            .expect("PLI sent");
+        let answered = loop {
+            let packet = tokio::time::timeout_at(deadline, media_rx.recv())
+                .await
+                .expect("a keyframe")
+                .unwrap();
+            if packet.header.payload_type != 111 && is_keyframe(&packet.payload) {
+                break asked.elapsed();
+            }
+        };
+        println!("keyframe {answered:?} after a PLI");
+        assert!(
+            answered < Duration::from_millis(1000),
+            "the PLI was answered after {answered:?}"
+        );
         let _ = pc.close().await;
         for reader in readers {
             reader.abort();

@@ -2,11 +2,13 @@
 //!
 //! - [`whep`]: offer in, answer out; one task per viewer sending RTP.
 //! - [`feed`]: one stream's media made ready for all its viewers.
+//! - [`keyframe`]: keyframe requests from viewers, passed up from RTCP.
 //! - [`opus`]: AAC to Opus, once per stream, since browsers do not play AAC over WebRTC.
 //! - [`packetize`]: H.264 access units to RTP payloads, once per stream.
 //! - [`sdp`]: the H.264 payload type and fmtp line to answer an offer with.
 
 pub mod feed;
+pub mod keyframe;
 pub mod opus;
 pub mod packetize;
 pub mod sdp;

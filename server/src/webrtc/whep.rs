@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::Slot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -21,8 +22,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info};
-use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionState,
@@ -30,6 +31,7 @@ use webrtc::peer_connection::{
 };
 
 use super::feed::{Feed, Unit};
+use super::keyframe::{self, KeyframeRequests};
 use super::sdp::{self, SdpError};
 
 /// How long the server gathers its ICE candidates before answering.
@@ -195,7 +197,8 @@ impl Whep {
             },
             RtpCodecKind::Audio,
         )?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)?
+            .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
         // The configured STUN/TURN servers are for viewers behind NAT (the HTTP
         // answer announces them); the server itself answers from a known
         // address and needs none.
@@ -444,23 +447,30 @@ impl Viewer {
         token: &CancellationToken,
     ) {
         let mut subscription = feed.subscribe();
-        // The current GOP first, packed one tick apart just before the live
-        // edge: the browser decodes through it at once and shows live frames,
-        // instead of playing a GOP-old picture through its jitter buffer.
         let burst: Vec<_> = subscription.burst.drain(..).collect();
-        if let Some(Unit::Video { dts: live_edge, .. }) = burst.last().map(|u| &**u) {
-            let edge = self.video_timestamp(*live_edge);
-            let count = burst.len() as u32;
-            for (i, unit) in burst.iter().enumerate() {
-                let timestamp = edge.wrapping_sub(count - 1 - i as u32);
-                if self.send(unit, Some(timestamp)).await.is_err() {
-                    return;
-                }
-            }
+        if self.send_gop(&burst).await.is_err() {
+            return;
         }
+        let video_track = Arc::clone(&self.video.local);
+        let mut feedback_open = true;
         loop {
             tokio::select! {
                 () = token.cancelled() => return,
+                event = video_track.poll(), if feedback_open => match event {
+                    // The viewer lost its picture (RFC 4585 PLI, RFC 5104 FIR):
+                    // the publisher cannot be asked for a new keyframe, so the
+                    // current GOP goes again, packed as at the start.
+                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
+                        if packets.iter().any(|p| keyframe::is_keyframe_request(p.as_ref())) {
+                            debug!("WebRTC viewer asked for a keyframe");
+                            if self.send_gop(&feed.gop()).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Some(_) => {}
+                    None => feedback_open = false,
+                },
                 event = events.recv() => match event {
                     Some(Event::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected)) | None => return,
                     Some(_) => {}
@@ -473,6 +483,22 @@ impl Viewer {
                 }
             }
         }
+    }
+
+    /// A GOP packed one tick apart just before its last frame: the browser
+    /// decodes through it at once and shows live frames, instead of playing a
+    /// GOP-old picture through its jitter buffer.
+    async fn send_gop(&mut self, gop: &[Arc<Unit>]) -> webrtc::error::Result<()> {
+        let Some(Unit::Video { dts: live_edge, .. }) = gop.last().map(|u| &**u) else {
+            return Ok(());
+        };
+        let edge = self.video_timestamp(*live_edge);
+        let count = gop.len() as u32;
+        for (i, unit) in gop.iter().enumerate() {
+            self.send(unit, Some(edge.wrapping_sub(count - 1 - i as u32)))
+                .await?;
+        }
+        Ok(())
     }
 
     fn video_timestamp(&self, dts_ms: u64) -> u32 {
