@@ -52,7 +52,7 @@ fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize
         video,
         audio,
         viewers: Viewers {
-            rtmp: snapshot.viewers[0],
+            rtmp: snapshot.players,
             hls: hls_viewers,
             webrtc: webrtc_viewers,
         },

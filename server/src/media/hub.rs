@@ -40,15 +40,6 @@ pub enum HubError {
     AlreadyPublishing(String),
 }
 
-/// The outputs whose viewers hold a connection and so a subscription each,
-/// counted apart in `/api/streams`. (HLS viewers share one segmenter and are
-/// counted by the HLS store.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Rtmp = 0,
-    Webrtc = 1,
-}
-
 /// How a new viewer's first group of pictures is timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Join {
@@ -121,8 +112,9 @@ pub struct StreamSnapshot {
     pub video_kbps: Option<f64>,
     pub audio_kbps: Option<f64>,
     pub bframes: bool,
-    /// Viewers per [`Protocol`], in its order.
-    pub viewers: [usize; 2],
+    /// Players attached with a connection of their own (RTMP). HLS and WebRTC
+    /// viewers share one consumer per stream and are counted by their outputs.
+    pub players: usize,
     pub uptime: Option<Duration>,
 }
 
@@ -136,7 +128,7 @@ struct Stream {
     name: String,
     tx: broadcast::Sender<Frame>,
     state: Mutex<StreamState>,
-    viewers: [AtomicUsize; 2],
+    players: AtomicUsize,
     settings: HubSettings,
     next_publisher: AtomicU64,
 }
@@ -174,7 +166,7 @@ impl StreamHub {
                     name: name.to_string(),
                     tx,
                     state: Mutex::new(StreamState::default()),
-                    viewers: Default::default(),
+                    players: AtomicUsize::new(0),
                     settings: settings.clone(),
                     next_publisher: AtomicU64::new(1),
                 };
@@ -219,13 +211,8 @@ impl StreamHub {
     ///
     /// # Errors
     /// An unknown stream.
-    pub fn subscribe(
-        &self,
-        name: &str,
-        protocol: Protocol,
-        join: Join,
-    ) -> Result<Subscription, HubError> {
-        self.attach(name, Some(protocol), join)
+    pub fn subscribe(&self, name: &str, join: Join) -> Result<Subscription, HubError> {
+        self.attach(name, true, join)
     }
 
     /// Attaches one of the server's own consumers (the HLS segmenter), which
@@ -234,28 +221,23 @@ impl StreamHub {
     /// # Errors
     /// An unknown stream.
     pub fn subscribe_internal(&self, name: &str, join: Join) -> Result<Subscription, HubError> {
-        self.attach(name, None, join)
+        self.attach(name, false, join)
     }
 
-    fn attach(
-        &self,
-        name: &str,
-        protocol: Option<Protocol>,
-        join: Join,
-    ) -> Result<Subscription, HubError> {
+    fn attach(&self, name: &str, player: bool, join: Join) -> Result<Subscription, HubError> {
         let stream = self.stream(name)?;
         let state = stream.lock();
         let rx = stream.tx.subscribe();
         let pending = state.join_burst(join);
         drop(state);
-        if let Some(protocol) = protocol {
-            stream.viewers[protocol as usize].fetch_add(1, Ordering::Relaxed);
+        if player {
+            stream.players.fetch_add(1, Ordering::Relaxed);
         }
         Ok(Subscription {
             stream: Arc::clone(stream),
             rx,
             pending,
-            protocol,
+            player,
             skipping: false,
             skipped: 0,
         })
@@ -271,7 +253,7 @@ impl StreamHub {
     /// An unknown stream.
     pub fn snapshot(&self, name: &str, now: Instant) -> Result<StreamSnapshot, HubError> {
         let stream = self.stream(name)?;
-        let viewers = std::array::from_fn(|i| stream.viewers[i].load(Ordering::Relaxed));
+        let players = stream.players.load(Ordering::Relaxed);
         let state = stream.lock();
         let live = state.publisher.is_some();
         Ok(StreamSnapshot {
@@ -286,7 +268,7 @@ impl StreamHub {
                 && state
                     .last_bframe_dts
                     .is_some_and(|at| state.last_dts.saturating_sub(at) < BFRAMES_MEMORY_MS),
-            viewers,
+            players,
             uptime: state
                 .since
                 .filter(|_| live)
@@ -462,8 +444,8 @@ pub struct Subscription {
     stream: Arc<Stream>,
     rx: broadcast::Receiver<Frame>,
     pending: VecDeque<Frame>,
-    /// What the viewer is counted as; `None` for the server's own consumers.
-    protocol: Option<Protocol>,
+    /// Counted as a player; false for the server's own consumers.
+    player: bool,
     skipping: bool,
     skipped: u64,
 }
@@ -540,8 +522,8 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if let Some(protocol) = self.protocol {
-            self.stream.viewers[protocol as usize].fetch_sub(1, Ordering::Relaxed);
+        if self.player {
+            self.stream.players.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -600,7 +582,7 @@ mod tests {
         let mut first = hub.publish("tree", Instant::now()).unwrap();
         let err = hub.publish("tree", Instant::now()).err();
         assert_eq!(err, Some(HubError::AlreadyPublishing("tree".into())));
-        let mut viewer = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
+        let mut viewer = hub.subscribe("tree", Join::AsIs).unwrap();
         first.send(IncomingFrame::video(0, true));
         assert_eq!(drain(&mut viewer).len(), 1);
     }
@@ -612,7 +594,7 @@ mod tests {
             hub.publish("nope", Instant::now()),
             Err(HubError::UnknownStream(_))
         ));
-        assert!(hub.subscribe("nope", Protocol::Rtmp, Join::AsIs).is_err());
+        assert!(hub.subscribe("nope", Join::AsIs).is_err());
     }
 
     #[test]
@@ -627,9 +609,7 @@ mod tests {
         publisher.send(IncomingFrame::video(100, false));
         publisher.send(IncomingFrame::video(133, false));
 
-        let mut viewer = hub
-            .subscribe("tree", Protocol::Rtmp, Join::CatchUp)
-            .unwrap();
+        let mut viewer = hub.subscribe("tree", Join::CatchUp).unwrap();
         let got = drain(&mut viewer);
         let shape: Vec<(bool, bool, u64)> =
             got.iter().map(|f| (f.config, f.keyframe, f.dts)).collect();
@@ -661,8 +641,8 @@ mod tests {
     fn slow_viewer_skips_to_the_next_keyframe_and_others_miss_nothing() {
         let hub = hub(16);
         let mut publisher = hub.publish("tree", Instant::now()).unwrap();
-        let mut slow = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
-        let mut fast = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
+        let mut slow = hub.subscribe("tree", Join::AsIs).unwrap();
+        let mut fast = hub.subscribe("tree", Join::AsIs).unwrap();
         let mut fast_got = 0;
         for i in 0..100u32 {
             publisher.send(IncomingFrame::video(i * 33, i % 30 == 0));
@@ -682,7 +662,7 @@ mod tests {
     #[test]
     fn viewer_stays_attached_across_a_publisher_restart() {
         let hub = hub(64);
-        let mut viewer = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
+        let mut viewer = hub.subscribe("tree", Join::AsIs).unwrap();
         let mut publisher = hub.publish("tree", Instant::now()).unwrap();
         publisher.send(IncomingFrame::video(0, true));
         publisher.send(IncomingFrame::video(1000, false));
@@ -701,27 +681,19 @@ mod tests {
         publisher.send(IncomingFrame::video_config());
         publisher.send(IncomingFrame::video(0, true));
         drop(publisher);
-        let mut viewer = hub
-            .subscribe("tree", Protocol::Rtmp, Join::CatchUp)
-            .unwrap();
+        let mut viewer = hub.subscribe("tree", Join::CatchUp).unwrap();
         assert!(drain(&mut viewer).is_empty());
     }
 
     #[test]
-    fn viewers_are_counted_per_protocol() {
+    fn players_are_counted_and_internal_consumers_are_not() {
         let hub = hub(64);
-        let a = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
-        let _b = hub.subscribe("tree", Protocol::Webrtc, Join::AsIs).unwrap();
+        let a = hub.subscribe("tree", Join::AsIs).unwrap();
+        let _b = hub.subscribe("tree", Join::AsIs).unwrap();
         let _internal = hub.subscribe_internal("tree", Join::AsIs).unwrap();
-        assert_eq!(
-            hub.snapshot("tree", Instant::now()).unwrap().viewers,
-            [1, 1]
-        );
+        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().players, 2);
         drop(a);
-        assert_eq!(
-            hub.snapshot("tree", Instant::now()).unwrap().viewers,
-            [0, 1]
-        );
+        assert_eq!(hub.snapshot("tree", Instant::now()).unwrap().players, 1);
     }
 
     #[test]
@@ -738,7 +710,7 @@ mod tests {
         for i in 0..50u32 {
             publisher.send(IncomingFrame::video(i * 33, i == 0));
         }
-        let mut viewer = hub.subscribe("tree", Protocol::Rtmp, Join::AsIs).unwrap();
+        let mut viewer = hub.subscribe("tree", Join::AsIs).unwrap();
         assert!(
             drain(&mut viewer).is_empty(),
             "an over-long GOP is not cached"

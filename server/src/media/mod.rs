@@ -12,4 +12,4 @@ pub mod stats;
 pub mod timeline;
 
 pub use frame::{Frame, Track};
-pub use hub::{HubError, Metadata, Protocol, Publisher, StreamHub, Subscription};
+pub use hub::{HubError, Metadata, Publisher, StreamHub, Subscription};

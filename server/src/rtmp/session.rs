@@ -27,9 +27,7 @@ use super::chunk::{self, BufList};
 use crate::config::{Config, RTMP_APP};
 use crate::media::flv::{self, FlvError};
 use crate::media::hub::{IncomingFrame, Join};
-use crate::media::{
-    Frame, HubError, Metadata, Protocol, Publisher, StreamHub, Subscription, Track,
-};
+use crate::media::{Frame, HubError, Metadata, Publisher, StreamHub, Subscription, Track};
 
 /// The chunk size announced to peers for what we send (nginx-rtmp's default too).
 pub const CHUNK_SIZE: u32 = 4096;
@@ -303,7 +301,7 @@ impl RtmpSession {
         stream_id: u32,
         now: Instant,
     ) -> Result<(), RtmpError> {
-        match self.hub.subscribe(name, Protocol::Rtmp, Join::CatchUp) {
+        match self.hub.subscribe(name, Join::CatchUp) {
             Ok(subscription) => {
                 let results = self.session_mut().accept_request(request_id)?;
                 self.handle_results(without_data_notices(results), now)?;
