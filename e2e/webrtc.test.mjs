@@ -25,8 +25,8 @@ after(async () => {
 });
 
 /** In the page: WHEP viewers of `url`; resolves with their peer connections. */
-async function watch(page, url, count) {
-  return page.evaluate(async ({ url, count }) => {
+async function watch(page, url, count, { tcpOnly = false } = {}) {
+  return page.evaluate(async ({ url, count, tcpOnly }) => {
     window.viewers = [];
     for (let i = 0; i < count; i++) {
       const pc = new RTCPeerConnection();
@@ -48,10 +48,13 @@ async function watch(page, url, count) {
       if (response.status !== 201) throw new Error(`WHEP answered ${response.status}: ${await response.text()}`);
       const location = response.headers.get('Location');
       window.links = response.headers.get('Link');
-      await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+      let answer = await response.text();
+      // As if UDP were blocked: keep only the server's TCP candidates.
+      if (tcpOnly) answer = answer.split('\r\n').filter((l) => !l.startsWith('a=candidate') || / tcp /i.test(l)).join('\r\n');
+      await pc.setRemoteDescription({ type: 'answer', sdp: answer });
       window.viewers.push({ pc, video, location });
     }
-  }, { url, count });
+  }, { url, count, tcpOnly });
 }
 
 async function stats(page) {
@@ -133,6 +136,22 @@ test('20 viewers at once, and one that vanishes without DELETE is cleaned up', a
   console.log('20 WHEP viewers all decoding');
   await page.close();
   await waitFor('the vanished viewers to be cleaned up', async () => (await count()) === 0, { timeoutMs: 60000 });
+});
+
+test('ICE over TCP when UDP is out of reach', async () => {
+  const page = await browser.newPage();
+  await page.goto(server.url('/healthz'));
+  await watch(page, server.url('/whep/tree'), 1, { tcpOnly: true });
+  await waitFor('video frames over TCP', async () => (await stats(page))[0].framesDecoded > 30, { timeoutMs: 30000 });
+  const protocol = await page.evaluate(async () => {
+    const report = await window.viewers[0].pc.getStats();
+    let pair;
+    report.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    return pair && report.get(pair.remoteCandidateId)?.protocol;
+  });
+  assert.equal(protocol, 'tcp');
+  console.log('WebRTC over ICE-TCP: decoding');
+  await page.close();
 });
 
 test('bad requests say why', async () => {

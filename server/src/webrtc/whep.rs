@@ -221,6 +221,9 @@ impl Whep {
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events(events_tx)))
             .with_udp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
+            // Passive ICE-TCP candidates too (RFC 6544), for viewers on
+            // networks that block UDP.
+            .with_tcp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
             .build()
             .await?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
