@@ -15,25 +15,13 @@ fn ffprobe_reads_video_and_audio_at_the_published_size() {
     let _publisher = Publisher::start(&server.publish_url());
     server.wait_live(true);
 
-    let (ok, out, err) = run(
-        Command::new("ffprobe").args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "10000000",
-            "-read_intervals",
-            "%+3",
-            "-count_frames",
+    let (probe, out) = probe_three_seconds(
+        &server.play_url(),
+        &[
             "-show_entries",
             "stream=codec_type,codec_name,profile,width,height,sample_rate,nb_read_frames",
-            "-of",
-            "json",
-            &server.play_url(),
-        ]),
-        Duration::from_secs(30),
+        ],
     );
-    assert!(ok, "ffprobe failed: {err}");
-    let probe: serde_json::Value = serde_json::from_str(&out).unwrap();
     let streams = probe["streams"].as_array().unwrap();
     assert_eq!(
         streams.len(),
@@ -162,6 +150,28 @@ fn vlc_plays_and_writes_decodable_video() {
     // ffprobe decoded every frame to count them: any decode error is in `err`.
     assert!(err.trim().is_empty(), "decoding VLC's recording: {err}");
     println!("VLC recorded {frames} video frames; all decode without errors");
+}
+
+/// ffprobe decodes the first three seconds of `url`; it must do so without
+/// a single error. Returns its JSON, parsed and as text.
+fn probe_three_seconds(url: &str, entries: &[&str]) -> (serde_json::Value, String) {
+    let (ok, out, err) = run(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rw_timeout",
+                "10000000",
+                "-read_intervals",
+                "%+3",
+                "-count_frames",
+            ])
+            .args(entries)
+            .args(["-of", "json", url]),
+        Duration::from_secs(30),
+    );
+    assert!(ok && err.trim().is_empty(), "ffprobe of {url}: {err}");
+    (serde_json::from_str(&out).unwrap(), out)
 }
 
 fn is_root() -> bool {
@@ -301,27 +311,15 @@ fn b_frames_are_reported_and_the_stream_still_plays() {
 
     // Players still get a stream that decodes (its first GOP is sent as it is,
     // since packing it would break the presentation order).
-    let (ok, out, err) = run(
-        Command::new("ffprobe").args([
-            "-v",
-            "error",
-            "-rw_timeout",
-            "10000000",
-            "-read_intervals",
-            "%+3",
-            "-count_frames",
+    let (probe, out) = probe_three_seconds(
+        &server.play_url(),
+        &[
             "-select_streams",
             "v",
             "-show_entries",
             "stream=has_b_frames,nb_read_frames",
-            "-of",
-            "json",
-            &server.play_url(),
-        ]),
-        Duration::from_secs(30),
+        ],
     );
-    assert!(ok && err.trim().is_empty(), "ffprobe: {err}");
-    let probe: serde_json::Value = serde_json::from_str(&out).unwrap();
     let frames: u64 = probe["streams"][0]["nb_read_frames"]
         .as_str()
         .unwrap()

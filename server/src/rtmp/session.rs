@@ -258,7 +258,13 @@ impl RtmpSession {
 
     fn reject(&mut self, request_id: u32, code: &str, text: &str) -> Result<(), RtmpError> {
         let results = self.session_mut().reject_request(request_id, code, text)?;
-        self.handle_results(results, Instant::now())
+        // A refusal raises no events: its results are only the answer to send.
+        for result in results {
+            if let ServerSessionResult::OutboundResponse(packet) = result {
+                self.output.push(packet.bytes.into());
+            }
+        }
+        Ok(())
     }
 
     fn publish_requested(
