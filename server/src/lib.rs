@@ -14,6 +14,7 @@
 //! ```
 //!
 //! - [`config`]: flags, environment and file merged into a checked [`Config`].
+//! - [`db`]: the embedded SQLite database in the data dir.
 //! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
@@ -26,6 +27,7 @@
 #![warn(clippy::await_holding_lock)]
 
 pub mod config;
+pub mod db;
 pub mod hls;
 pub mod http;
 pub mod media;
@@ -64,6 +66,9 @@ pub async fn run(
     token: CancellationToken,
 ) -> std::io::Result<()> {
     let config = Arc::new(config);
+    let db = db::Db::open(&config.data_dir)
+        .await
+        .map_err(std::io::Error::other)?;
     let hub = media::StreamHub::new(
         config.streams.iter().map(|s| s.name.as_str()),
         HubSettings {
@@ -98,7 +103,7 @@ pub async fn run(
         tracker.clone(),
         token.child_token(),
     );
-    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep);
+    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep, db);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

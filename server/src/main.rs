@@ -50,7 +50,7 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(signals.cancel_on_first(token.clone()));
         tinsel::run(config, listeners, token)
             .await
-            .context("the HTTP server failed")
+            .context("the server stopped with an error")
     })?;
     info!("stopped");
     Ok(())

@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::config::Config;
+use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
 use crate::webrtc::whep::Whep;
@@ -16,12 +17,13 @@ pub struct AppState {
     pub hub: StreamHub,
     pub hls: HlsStore,
     pub whep: Whep,
+    pub db: Db,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, hub: StreamHub, hls: HlsStore, whep: Whep) -> Self {
+    pub fn new(config: Arc<Config>, hub: StreamHub, hls: HlsStore, whep: Whep, db: Db) -> Self {
         let leptos = LeptosOptions::builder()
             .output_name("tinsel")
             .site_root(config.site_dir.to_string_lossy().into_owned())
@@ -32,6 +34,7 @@ impl AppState {
             hub,
             hls,
             whep,
+            db,
             leptos,
         }
     }
