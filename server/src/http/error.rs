@@ -14,6 +14,18 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     BadRequest(String),
+    /// No admin session; log in first.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// A session, but the request may not do this (for example no CSRF token).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Too many attempts; the client should wait this many seconds.
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after_s: u64 },
+    /// Something the server depends on (a PDU, an upstream API) failed.
+    #[error("{0}")]
+    BadGateway(String),
     /// Not available now, but worth asking again shortly.
     #[error("{0}")]
     Unavailable(String),
@@ -29,6 +41,10 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -40,15 +56,20 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
+        let retry_after = match &self {
+            ApiError::TooManyRequests { retry_after_s, .. } => {
+                Some(retry_after_s.max(&1).to_string())
+            }
+            ApiError::Unavailable(_) => Some("1".to_string()),
+            _ => None,
+        };
         let mut response = (status, Json(json!({ "error": message }))).into_response();
         // An error is about this moment; no cache should keep it.
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }
