@@ -44,6 +44,39 @@ pub struct Viewers {
     pub webrtc: usize,
 }
 
+/// One entry of `GET /api/lights`: an outlet of the tree's PDU.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutletState {
+    pub name: String,
+    /// `None` while the PDU has not answered.
+    pub on: Option<bool>,
+    /// On the built-in simulated PDU, not real hardware.
+    pub simulated: bool,
+    /// Why the last command or poll failed, if it did.
+    pub error: Option<String>,
+}
+
+/// One action on the lights, as the audit log keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// `admin:NAME`, `schedule` or `tweet:ID`.
+    pub source: String,
+    pub outlet: String,
+    pub action: String,
+    /// `ok: on`, `ok: off`, or the error.
+    pub result: String,
+}
+
+/// An outlet's daily schedule, in the server's time zone: `HH:MM` or `HH:MM:SS`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Schedule {
+    pub outlet: String,
+    pub on: String,
+    pub off: String,
+}
+
 /// `GET /api/streams`, from the browser.
 ///
 /// # Errors
