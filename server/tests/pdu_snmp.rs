@@ -97,6 +97,11 @@ struct Snmpd {
 
 impl Snmpd {
     fn start() -> Snmpd {
+        Self::start_with("")
+    }
+
+    /// With more lines for snmpd.conf (SNMP v3 users).
+    fn start_with(extra_config: &str) -> Snmpd {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("apc-outlets");
         std::fs::write(&script, PASS_PERSIST).unwrap();
@@ -108,6 +113,7 @@ impl Snmpd {
             format!(
                 "rocommunity public 127.0.0.1\n\
                  rwcommunity private 127.0.0.1\n\
+                 {extra_config}\n\
                  pass_persist {OUTLET_CTL} {} {}\n",
                 script.display(),
                 state.display()
@@ -639,4 +645,163 @@ async fn schedules_and_simulated_states_survive_a_restart_and_catch_up() {
         .unwrap_err();
     assert!(matches!(err, ControlError::NoSchedule(_)), "{err:?}");
     ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snmp_v3_with_authentication_and_privacy() {
+    let agent = Snmpd::start_with(
+        "createUser tinsel SHA \"auth-pass-123\" AES \"priv-pass-123\"\n\
+         rwuser tinsel priv",
+    );
+    let v3_pdu = |name: &str, auth_password: &str, priv_password: &str| RawPdu {
+        name: name.into(),
+        address: Some(agent.address()),
+        version: Some("3".into()),
+        user: Some("tinsel".into()),
+        auth_protocol: Some("sha1".into()),
+        auth_password: Some(Secret::new(auth_password)),
+        priv_protocol: Some("aes128".into()),
+        priv_password: Some(Secret::new(priv_password)),
+        retries: Some(0),
+        ..RawPdu::default()
+    };
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights {
+            pdus: vec![
+                v3_pdu("pdu1", "auth-pass-123", "priv-pass-123"),
+                v3_pdu("wrong-priv", "auth-pass-123", "not-the-password"),
+                v3_pdu("wrong-auth", "not-the-password", "priv-pass-123"),
+            ],
+            outlets: vec![
+                outlet("tree-lights", "pdu1", 2),
+                outlet("other", "wrong-priv", 2),
+                outlet("third", "wrong-auth", 2),
+            ],
+            ..RawLights::default()
+        },
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("tree-lights", "read as off", |o| o.on == Some(false))
+        .await;
+    let state = ctl
+        .lights
+        .command("tree-lights", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(true));
+    assert_eq!(agent.get(2), Some(1), "snmpget sees outlet 2 on");
+    let state = ctl
+        .lights
+        .command("tree-lights", Action::Off, admin())
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(false));
+    assert_eq!(agent.get(2), Some(2), "snmpget sees outlet 2 off");
+
+    // A wrong privacy password makes replies undecryptable: no answer. A
+    // wrong authentication password gets a report back: turned down.
+    for (outlet, what, says) in [
+        (
+            "other",
+            "privacy",
+            "and that the user and passwords are right",
+        ),
+        (
+            "third",
+            "authentication",
+            "turned down the SNMP v3 credentials",
+        ),
+    ] {
+        let err = ctl
+            .lights
+            .command(outlet, Action::On, admin())
+            .await
+            .unwrap_err();
+        println!("wrong {what} password: {err}");
+        assert!(matches!(err, ControlError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert_eq!(
+        agent.get(2),
+        Some(2),
+        "nothing switched with the wrong password"
+    );
+    ctl.stop().await;
+}
+
+#[test]
+fn the_server_shows_a_real_pdu_and_refuses_a_bad_lights_config() {
+    let agent = Snmpd::start();
+    agent.set(1, 1);
+    let dir = common::temp_dir("lights");
+    let config = dir.join("tinsel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "timezone = \"Europe/Amsterdam\"\n\
+             [[pdu]]\nname = \"pdu1\"\naddress = \"{}\"\ncommunity = \"private\"\n\
+             [[outlet]]\nname = \"tree-lights\"\npdu = \"pdu1\"\nindex = 1\n\
+             [[outlet]]\nname = \"star\"\npdu = \"pdu1\"\nindex = 2\n",
+            agent.address()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let server = common::Server::start(&["--config", config_arg, "--lights-poll-s", "1"]);
+    let lights = |server: &common::Server| {
+        let (status, body) = server.get("/api/lights");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
+    };
+    let want = |tree: bool, star: bool| {
+        serde_json::json!([
+            {"name": "tree-lights", "on": tree, "simulated": false, "error": null},
+            {"name": "star", "on": star, "simulated": false, "error": null},
+        ])
+    };
+    common::wait_for(Duration::from_secs(10), "the PDU's outlets read", || {
+        (lights(&server) == want(true, false)).then_some(())
+    });
+    agent.set(2, 1);
+    common::wait_for(Duration::from_secs(10), "star on after a poll", || {
+        (lights(&server) == want(true, true)).then_some(())
+    });
+    let (_, body) = server.get("/api/lights");
+    assert!(
+        !body.contains("private") && !body.contains("127.0.0.1"),
+        "no PDU details leak: {body}"
+    );
+    drop(server);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[outlet]]\nname = \"tree-lights\"\npdu = \"nope\"\nindex = 1\n",
+    )
+    .unwrap();
+    for (args, reason) in [
+        (
+            vec!["--config", bad.to_str().unwrap()],
+            "outlet \"tree-lights\" names pdu \"nope\", but no [[pdu]] has that name",
+        ),
+        (
+            vec!["--timezone", "Mars/Olympus"],
+            "timezone = \"Mars/Olympus\" is not an IANA time zone name like \"Europe/Amsterdam\" or \"UTC\"",
+        ),
+    ] {
+        let (ok, _, err) = run(
+            Command::new(env!("CARGO_BIN_EXE_tinsel"))
+                .arg("serve")
+                .args(&args)
+                .arg("--data-dir")
+                .arg(&dir),
+            Duration::from_secs(10),
+        );
+        assert!(!ok, "tinsel {args:?} should not start");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("tinsel:")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].ends_with(reason), "{err}");
+    }
 }

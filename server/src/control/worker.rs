@@ -175,13 +175,15 @@ impl Worker {
                     return Ok(self.state(s));
                 }
                 self.check_guard(s, now, 2)?;
-                let state = self.switch(s, true, now).await?;
+                let result = self.switch(s, true, now).await;
+                // Even after a failure: the set may have landed before the
+                // answer was lost, and the tree must not stay on.
                 self.slots[s].flash = Some(Flash {
                     until,
                     back_to,
                     source,
                 });
-                Ok(state)
+                result
             }
             Action::On | Action::Off | Action::Toggle => {
                 let target = match action {
