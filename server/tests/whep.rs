@@ -72,6 +72,7 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
         || server.tree_status()["video"]["width"].as_u64(),
     );
     let whep_url = format!("http://{}/whep/tree", server.http);
+    let shared_udp = server.wait_for_address("WebRTC UDP listening");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -148,6 +149,17 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
         })
         .await
         .unwrap();
+        // Every session's UDP goes through the one shared port.
+        let udp_ports: Vec<u16> = answer
+            .lines()
+            .filter(|l| l.starts_with("a=candidate:") && l.split(' ').nth(2) == Some("udp"))
+            .map(|l| l.split(' ').nth(5).unwrap().parse().unwrap())
+            .collect();
+        assert!(!udp_ports.is_empty(), "UDP candidates in {answer}");
+        assert!(
+            udp_ports.iter().all(|&p| p == shared_udp.port()),
+            "candidates {udp_ports:?} on the shared port {shared_udp}"
+        );
         pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
             .await
             .unwrap();
@@ -177,6 +189,7 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
             }));
         }
         let mut depacketizer = H264Packet::default();
+        let mut video: Vec<(i64, Bytes, bool)> = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         while frames < 150 || audio_packets < 100 {
             let packet = tokio::time::timeout_at(deadline, media_rx.recv())
@@ -189,11 +202,22 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
                 audio_packets += 1;
                 continue;
             }
-            let payload: Bytes = packet.payload.clone();
-            if let Ok(nal) = depacketizer.depacketize(&payload) {
+            // Like a browser's jitter buffer: packets in sequence order, so
+            // a retransmission answering a NACK lands where it belongs.
+            let seq = packet.header.sequence_number;
+            let extended = match video.last() {
+                Some(&(last, _, _)) => last + i64::from(seq.wrapping_sub(last as u16) as i16),
+                None => i64::from(seq),
+            };
+            video.push((extended, packet.payload.clone(), packet.header.marker));
+            frames += usize::from(packet.header.marker);
+        }
+        video.sort_by_key(|(extended, _, _)| *extended);
+        video.dedup_by_key(|(extended, _, _)| *extended);
+        for (_, payload, _) in &video {
+            if let Ok(nal) = depacketizer.depacketize(payload) {
                 annexb.extend_from_slice(&nal);
             }
-            frames += usize::from(packet.header.marker);
         }
         // A keyframe request (PLI) a moment after a keyframe: the answer must
         // come well before the publisher's next one, two seconds on.
