@@ -1,11 +1,18 @@
 //! WHEP with a Rust WebRTC peer (the webrtc crate) as the viewer: it receives
 //! H.264 and Opus RTP from a stream ffmpeg publishes, and the H.264 it
-//! reassembles decodes.
+//! reassembles decodes. Its UDP socket loses one video packet on purpose; the
+//! peer's own NACK brings it back from the server's retransmission buffer.
 
 mod common;
 
+use std::future::Future;
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::process::Command;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +30,120 @@ use webrtc::peer_connection::{
     RTCIceGatheringState, RTCSessionDescription, Registry, SettingEngineBuilder,
     register_default_interceptors,
 };
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
+    TokioRuntime, Transmit,
+};
+
+/// Which incoming video packet the viewer's network loses: one well after
+/// the first keyframe, so that a NACK has to bring it back.
+const LOST_VIDEO_PACKET: usize = 300;
+
+/// Tokio, except that the viewer's UDP socket loses one video packet.
+#[derive(Debug)]
+struct LossyRuntime {
+    /// The SSRC and sequence number of the packet lost.
+    lost: Arc<Mutex<Option<(u32, u16)>>>,
+}
+
+#[derive(Debug)]
+struct LossySocket {
+    io: tokio::net::UdpSocket,
+    video_packets: AtomicUsize,
+    lost: Arc<Mutex<Option<(u32, u16)>>>,
+}
+
+impl Runtime for LossyRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        TokioRuntime.spawn(future)
+    }
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        socket.set_nonblocking(true)?;
+        // Room for the catch-up GOP that arrives in one burst, as a
+        // browser's socket has; the default drops part of it here.
+        socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20)?;
+        Ok(Arc::new(LossySocket {
+            io: tokio::net::UdpSocket::from_std(socket)?,
+            video_packets: AtomicUsize::new(0),
+            lost: Arc::clone(&self.lost),
+        }))
+    }
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        TokioRuntime.wrap_tcp_listener(listener)
+    }
+    fn connect_tcp<'a>(
+        &'a self,
+        remote: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        TokioRuntime.connect_tcp(remote)
+    }
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        TokioRuntime.resolve_host(host)
+    }
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.sleep(duration)
+    }
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        TokioRuntime.interval(period)
+    }
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        TokioRuntime.block_on(future);
+    }
+}
+
+impl AsyncUdpSocket for LossySocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+        self.io
+            .poll_send_to(cx, transmit.contents, transmit.destination)
+    }
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            let mut buf = tokio::io::ReadBuf::new(&mut bufs[0]);
+            let from = match self.io.poll_recv_from(cx, &mut buf) {
+                Poll::Ready(Ok(from)) => from,
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => return Poll::Pending,
+            };
+            let packet = buf.filled();
+            // RTP (version 2, not an RTCP type), not Opus: a video packet.
+            // Its header is in the clear under SRTP.
+            let payload_type = packet.get(1).map_or(0, |b| b & 0x7f);
+            let is_video = packet.len() > 12
+                && packet[0] >> 6 == 2
+                && !(72..=79).contains(&payload_type)
+                && payload_type != 111;
+            if is_video
+                && self.video_packets.fetch_add(1, Ordering::Relaxed) + 1 == LOST_VIDEO_PACKET
+            {
+                let ssrc = u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]);
+                let seq = u16::from_be_bytes([packet[2], packet[3]]);
+                *self.lost.lock().unwrap() = Some((ssrc, seq));
+                continue;
+            }
+            let len = packet.len();
+            let mut m = RecvMeta::default();
+            m.addr = from;
+            m.len = len;
+            m.stride = len.max(1);
+            meta[0] = m;
+            return Poll::Ready(Ok(1));
+        }
+    }
+}
 
 struct Viewer {
     tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
@@ -77,6 +198,7 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
         .enable_all()
         .build()
         .unwrap();
+    let lost = Arc::new(Mutex::new(None));
     let (annexb, frames, audio_packets) = runtime.block_on(async move {
         let mut media = MediaEngine::default();
         let profiles = [(102, "42e01f"), (104, "4d001f"), (106, "640032")];
@@ -113,6 +235,9 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
                 gathered: gathered_tx,
             }))
             .with_udp_addrs(vec!["127.0.0.1:0"])
+            .with_runtime(Arc::new(LossyRuntime {
+                lost: Arc::clone(&lost),
+            }))
             .build()
             .await
             .unwrap();
@@ -260,6 +385,15 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
             answered < Duration::from_millis(1000),
             "the PLI was answered after {answered:?}"
         );
+        let lost = *lost.lock().unwrap();
+        let (_, lost_seq) = lost.expect("the lossy socket dropped a video packet");
+        assert!(
+            video
+                .iter()
+                .any(|(extended, _, _)| *extended as u16 == lost_seq),
+            "the dropped packet {lost_seq} came again after the NACK"
+        );
+        println!("video packet {lost_seq} lost on the way in, and resent after a NACK");
         let _ = pc.close().await;
         for reader in readers {
             reader.abort();
