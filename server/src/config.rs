@@ -14,6 +14,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::hls::segmenter::SegmenterSettings;
+use crate::push::{PushConfig, PushTarget};
 use crate::webrtc::whep::WhepSettings;
 
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
@@ -52,6 +53,10 @@ pub enum ConfigError {
     ShortKey(String),
     #[error("streams {0:?} and {1:?} have the same key; every stream needs its own")]
     SharedKey(String, String),
+    #[error(transparent)]
+    Push(#[from] crate::push::TargetError),
+    #[error("[[push]] names stream {0:?}, which is not configured")]
+    PushStream(String),
     #[error("{key} must be at least {min}")]
     TooSmall { key: &'static str, min: u64 },
     #[error("{key} must be at most {max}")]
@@ -151,6 +156,27 @@ pub struct ServeArgs {
         hide_env = true
     )]
     pub ice_servers: Vec<String>,
+    /// Push the default stream to this RTMP URL too (YouTube:
+    /// rtmp://a.rtmp.youtube.com/live2/KEY); repeat for more. In the config
+    /// file, [[push]] tables can also name the stream
+    /// [env: TINSEL_PUSH, comma-separated]
+    #[arg(
+        long = "push",
+        env = "TINSEL_PUSH",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env = true,
+        hide_env_values = true
+    )]
+    pub push: Vec<String>,
+}
+
+/// A `[[push]]` table: where to push, and which stream (the first by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPush {
+    pub url: String,
+    pub stream: Option<String>,
 }
 
 /// The config file as written.
@@ -174,6 +200,8 @@ pub struct RawConfig {
     pub ice_servers: Vec<String>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
+    #[serde(default, rename = "push")]
+    pub pushes: Vec<RawPush>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +264,8 @@ pub struct Config {
     pub rtmp_max_connections: usize,
     pub hls: SegmenterSettings,
     pub webrtc: WhepSettings,
+    /// Other RTMP servers the streams are pushed to.
+    pub pushes: Vec<PushConfig>,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -371,6 +401,29 @@ impl Config {
             args.ice_servers.clone()
         };
 
+        let pushes = if args.push.is_empty() {
+            raw.pushes
+        } else {
+            args.push
+                .iter()
+                .map(|url| RawPush {
+                    url: url.clone(),
+                    stream: None,
+                })
+                .collect()
+        };
+        let pushes = pushes
+            .into_iter()
+            .map(|raw| {
+                let target = PushTarget::parse(&raw.url)?;
+                let stream = raw.stream.unwrap_or_else(|| streams[0].name.clone());
+                if !streams.iter().any(|s| s.name == stream) {
+                    return Err(ConfigError::PushStream(stream));
+                }
+                Ok(PushConfig { target, stream })
+            })
+            .collect::<Result<_, ConfigError>>()?;
+
         let config = Config {
             rtmp_listen,
             http_listen,
@@ -387,6 +440,7 @@ impl Config {
                 window_segments: window,
                 ..SegmenterSettings::default()
             },
+            pushes,
             webrtc: WhepSettings {
                 udp_ip,
                 udp_port: args

@@ -18,6 +18,7 @@
 //! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
+//! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
@@ -31,6 +32,7 @@ pub mod db;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod push;
 pub mod rtmp;
 pub mod state;
 pub mod webrtc;
@@ -109,7 +111,8 @@ pub async fn run(
         tracker.clone(),
         token.child_token(),
     );
-    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep, db);
+    let mut state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep, db);
+    state.pushes = push::Pushes::start(&config.pushes, &hub, &tracker, &token);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

@@ -9,6 +9,7 @@ use crate::config::Config;
 use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
+use crate::push::Pushes;
 use crate::webrtc::whep::Whep;
 
 #[derive(Clone)]
@@ -18,6 +19,8 @@ pub struct AppState {
     pub hls: HlsStore,
     pub whep: Whep,
     pub db: Db,
+    /// Where the streams are pushed on to, and how that goes.
+    pub pushes: Pushes,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
@@ -35,6 +38,7 @@ impl AppState {
             hls,
             whep,
             db,
+            pushes: Pushes::default(),
             leptos,
         }
     }
