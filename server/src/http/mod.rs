@@ -4,6 +4,7 @@ mod app;
 mod error;
 mod hls;
 mod lights;
+mod push;
 mod streams;
 mod webrtc;
 
@@ -20,7 +21,8 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
-        .route("/lights", get(lights::lights_list));
+        .route("/lights", get(lights::lights_list))
+        .route("/push", get(push::push_status));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
