@@ -2,11 +2,14 @@
 
 mod app;
 mod error;
+mod events;
 mod hls;
+mod site;
 mod streams;
 mod webrtc;
 
 pub use error::ApiError;
+pub use events::Shutdown;
 
 use axum::Router;
 use axum::routing::get;
@@ -17,7 +20,10 @@ use crate::state::AppState;
 
 /// Every HTTP route of the server.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().route("/streams", get(streams::streams_list));
+    let api = Router::new()
+        .route("/streams", get(streams::streams_list))
+        .route("/events", get(events::events_get))
+        .route("/site", get(site::site_get));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
