@@ -4,6 +4,10 @@
 //! - `stream`: the stream's status, the same JSON as one entry of
 //!   `/api/streams`; sent at once, whenever it goes live or offline or its
 //!   viewer count changes, and every [`FIGURES_EVERY`] for fps and bitrate.
+//! - `lights`: every outlet (`[OutletState]`, as `/api/lights`); sent at once
+//!   and on every change.
+//! - `action`: a new entry of the lights' audit log (`AuditEntry`), as it
+//!   happens, for the page's "latest actions".
 //!
 //! A comment line every [`KEEP_ALIVE`] keeps proxies from closing an idle
 //! connection; the browser's `EventSource` reconnects by itself when it drops.
@@ -17,7 +21,9 @@ use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
-use tinsel_frontend::api::Viewers;
+use tinsel_frontend::api::{AuditEntry, OutletState, Viewers};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
 use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
@@ -60,9 +66,15 @@ pub async fn events_get(
     }
     let mut check = tokio::time::interval(CHECK_EVERY);
     check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut lights = state.lights.subscribe();
+    // The page gets the outlets at once, not only after the next change.
+    lights.mark_changed();
+    let actions = state.lights.audit_events();
     let feed = Feed {
         state,
         name,
+        lights: Some(lights),
+        actions: Some(actions),
         token: shutdown.map(|Extension(s)| s.0).unwrap_or_default(),
         check,
         sent: None,
@@ -81,6 +93,9 @@ struct Feed {
     check: Interval,
     /// Live, viewers, and when the last `stream` event went out.
     sent: Option<(bool, Viewers, Instant)>,
+    /// `None` once the controller is gone (the server is stopping).
+    lights: Option<watch::Receiver<Vec<OutletState>>>,
+    actions: Option<broadcast::Receiver<AuditEntry>>,
 }
 
 impl Feed {
@@ -94,6 +109,16 @@ impl Feed {
                         return Some(event);
                     }
                 }
+                changed = changed(&mut self.lights), if self.lights.is_some() => match changed {
+                    Some(outlets) => return json_event("lights", &outlets),
+                    None => self.lights = None,
+                },
+                entry = recv(&mut self.actions), if self.actions.is_some() => match entry {
+                    Ok(entry) => return json_event("action", &entry),
+                    // A page too slow for the log skips what it missed.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => self.actions = None,
+                },
             }
         }
     }
@@ -113,6 +138,24 @@ impl Feed {
         }
         self.sent = Some((status.live, status.viewers.clone(), now));
         json_event("stream", &status)
+    }
+}
+
+/// The outlets after their next change; `None` when the controller is gone.
+async fn changed(
+    lights: &mut Option<watch::Receiver<Vec<OutletState>>>,
+) -> Option<Vec<OutletState>> {
+    let lights = lights.as_mut()?;
+    lights.changed().await.ok()?;
+    Some(lights.borrow_and_update().clone())
+}
+
+async fn recv(
+    actions: &mut Option<broadcast::Receiver<AuditEntry>>,
+) -> Result<AuditEntry, RecvError> {
+    match actions.as_mut() {
+        Some(actions) => actions.recv().await,
+        None => Err(RecvError::Closed),
     }
 }
 

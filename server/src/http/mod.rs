@@ -4,6 +4,7 @@ mod app;
 mod error;
 mod events;
 mod hls;
+mod lights;
 mod site;
 mod streams;
 mod webrtc;
@@ -22,6 +23,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
+        .route("/lights", get(lights::lights_list))
         .route("/events", get(events::events_get))
         .route("/site", get(site::site_get));
     app::routes(&state)
