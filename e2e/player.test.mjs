@@ -11,6 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, startPublisher, launchBrowser, waitFor } from './harness.mjs';
+import { startSnmpd } from './snmpd.mjs';
 
 const YOUTUBE_ID = 'tinselTree1';
 const screenshots = new URL('../target/e2e-screenshots/', import.meta.url).pathname;
@@ -18,13 +19,15 @@ const webrtcIp = process.env.TINSEL_WEBRTC_IP ?? '127.0.0.1';
 
 let server, publisher, browser;
 
-/** A server whose config names a YouTube fallback video. */
-function serverWithFallback() {
-  const dir = mkdtempSync(join(tmpdir(), 'tinsel-player-'));
-  const config = join(dir, 'tinsel.toml');
-  writeFileSync(config, `youtube_fallback = "${YOUTUBE_ID}"\n`);
+/** A server with this config file (TOML) besides the harness's flags. */
+function serverWith(toml) {
+  const config = join(mkdtempSync(join(tmpdir(), 'tinsel-player-')), 'tinsel.toml');
+  writeFileSync(config, toml);
   return startServer(['--config', config, '--webrtc-ip', webrtcIp]);
 }
+
+/** A server whose config names a YouTube fallback video. */
+const serverWithFallback = () => serverWith(`youtube_fallback = "${YOUTUBE_ID}"\n`);
 
 before(async () => {
   server = await serverWithFallback();
@@ -84,6 +87,10 @@ test('the page picks WebRTC and plays', async () => {
   await waitFor('the page to count this viewer', async () =>
     Number(await page.locator('.viewers .count').textContent()) >= 1);
   const latency = await page.locator('.playing .latency').textContent();
+  // With no PDU configured, the simulated outlets, labelled so.
+  const outlets = await (await fetch(server.url('/api/lights'))).json();
+  await waitFor('a bulb per outlet', async () => (await page.locator('.bulb').count()) === outlets.length);
+  assert.equal(await page.locator('.bulb .tag', { hasText: 'simulated' }).count(), outlets.length);
   console.log(`WebRTC: first frame ${firstFrame} ms after navigation; page says "${latency}"`);
   assert.deepEqual(errors, []);
   await context.close();
@@ -234,4 +241,53 @@ test('the bundle is compressed and cacheable; its sizes', async () => {
   }
   assert.equal(sizes['/pkg/tinsel.wasm'].cache, 'no-cache');
   assert.equal(sizes['/vendor/hls.light-1.7.4.min.js'].cache, 'public, max-age=31536000, immutable');
+});
+
+test('the lights on the page follow the PDU within a second of the server', async () => {
+  const pdu = await startSnmpd();
+  const lit = await serverWith(`lights_poll_s = 1
+[[pdu]]
+name = "pdu1"
+address = "${pdu.address}"
+community = "private"
+model = "apc"
+[[outlet]]
+name = "tree-lights"
+pdu = "pdu1"
+index = 1
+[[outlet]]
+name = "star"
+pdu = "pdu1"
+index = 2
+`);
+  const { context } = await offlineContext();
+  const page = await context.newPage();
+  try {
+    await page.goto(lit.url('/'));
+    const bulb = page.locator('.bulb[data-outlet="tree-lights"]');
+    await waitFor('the bulb to show off', async () => (await bulb.getAttribute('data-state')) === 'off');
+    assert.equal(await page.locator('.bulb[data-outlet="star"]').getAttribute('data-state'), 'off');
+    // When the page shows the change, by the machine's clock.
+    await page.evaluate(() => {
+      const el = document.querySelector('.bulb[data-outlet="tree-lights"]');
+      new MutationObserver(() => {
+        const now = document.querySelector('.bulb[data-outlet="tree-lights"]');
+        if (now?.dataset.state === 'on' && !window.litAt) window.litAt = performance.timeOrigin + performance.now();
+      }).observe(el.parentElement.parentElement, { subtree: true, childList: true, attributes: true });
+    });
+    const switched = Date.now();
+    await pdu.set(1, 1); // someone at the PDU switches the tree on
+    const serverAt = await waitFor('the server to see it', async () => {
+      const outlets = await (await fetch(lit.url('/api/lights'))).json();
+      return outlets.find((o) => o.name === 'tree-lights')?.on === true && Date.now();
+    }, { intervalMs: 20, timeoutMs: 10000 });
+    const pageAt = await waitFor('the page to show it', () => page.evaluate(() => window.litAt), { timeoutMs: 5000 });
+    console.log(`lights: PDU switched -> server ${serverAt - switched} ms (its poll), server -> page ${Math.round(pageAt - serverAt)} ms (the test reads /api/lights every 20 ms)`);
+    assert.ok(pageAt - serverAt < 1000, `the page followed the server within 1 s: ${pageAt - serverAt} ms`);
+    assert.equal(await page.locator('.bulb[data-outlet="tree-lights"] .state').textContent(), 'on');
+  } finally {
+    await context.close();
+    await lit.stop();
+    pdu.stop();
+  }
 });
