@@ -24,7 +24,8 @@ pub struct Session {
     pc: RtcPeerConnection,
     shared: Rc<RefCell<Shared>>,
     /// Kept alive as long as the connection: the browser calls them.
-    _callbacks: (Closure<dyn FnMut(RtcTrackEvent)>, Closure<dyn FnMut()>),
+    _on_track: Closure<dyn FnMut(RtcTrackEvent)>,
+    _on_state: Closure<dyn FnMut()>,
 }
 
 #[derive(Default)]
@@ -75,14 +76,15 @@ impl Session {
         let session = Self {
             pc: pc.clone(),
             shared: Rc::clone(&shared),
-            _callbacks: (on_track, on_state),
+            _on_track: on_track,
+            _on_state: on_state,
         };
         wasm_bindgen_futures::spawn_local(async move {
-            if let Err(err) = negotiate(&pc, &url, &shared).await {
-                if !shared.borrow().closed {
-                    leptos::logging::warn!("WebRTC: {err}");
-                    on_fail();
-                }
+            if let Err(err) = negotiate(&pc, &url, &shared).await
+                && !shared.borrow().closed
+            {
+                leptos::logging::warn!("WebRTC: {err}");
+                on_fail();
             }
         });
         Some(session)
@@ -116,15 +118,15 @@ impl Session {
                 let get = |key: &str| Reflect::get(&stats, &key.into()).ok();
                 let text = |key: &str| get(key).and_then(|v| v.as_string()).unwrap_or_default();
                 let number = |key: &str| get(key).and_then(|v| v.as_f64());
-                if text("type") == "inbound-rtp" && text("kind") == "video" {
-                    if let (Some(delay), Some(count)) = (
+                if text("type") == "inbound-rtp"
+                    && text("kind") == "video"
+                    && let (Some(delay), Some(count)) = (
                         number("jitterBufferDelay"),
                         number("jitterBufferEmittedCount"),
-                    ) {
-                        if count > 0.0 {
-                            jitter = Some(delay / count);
-                        }
-                    }
+                    )
+                    && count > 0.0
+                {
+                    jitter = Some(delay / count);
                 }
                 if text("type") == "candidate-pair"
                     && get("nominated").and_then(|v| v.as_bool()) == Some(true)
