@@ -125,6 +125,21 @@ test('the visitor can pick a mode by hand', async () => {
   await context.close();
 });
 
+test('a network change restarts WebRTC without a reload', async () => {
+  const { context } = await offlineContext();
+  const page = await context.newPage();
+  const offers = [];
+  page.on('request', (r) => { if (r.method() === 'POST' && r.url().includes('/whep/')) offers.push(r.url()); });
+  await playsOver(page, server.url('/'), 'WebRTC');
+  assert.equal(offers.length, 1);
+  await page.evaluate(() => { window.sameDocument = true; window.dispatchEvent(new Event('online')); });
+  await waitFor('a new WHEP offer', () => offers.length === 2);
+  const before = await frames(page);
+  await waitFor('frames again over WebRTC', async () => (await mode(page)) === 'WebRTC' && (await frames(page)) > before + 30, { timeoutMs: 20000 });
+  assert.equal(await page.evaluate(() => window.sameDocument), true, 'no reload');
+  await context.close();
+});
+
 test('offline: the YouTube embed; the publisher back: live playback without a reload', async () => {
   const offline = await serverWithFallback();
   const { context, youtube } = await offlineContext();
