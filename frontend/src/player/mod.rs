@@ -61,6 +61,7 @@ pub fn Player(
             });
         }
     });
+    // On the server the player only renders; what it plays is the browser's.
     #[cfg(not(feature = "hydrate"))]
     let _ = (&stream, live, latency);
 
