@@ -103,8 +103,11 @@ impl Session {
         }
     }
 
-    /// How far behind the server the picture is, roughly, in seconds: the
-    /// jitter buffer's delay plus half the round trip.
+    /// How far behind the server the picture is, roughly, in seconds: half
+    /// the round trip, plus what a frame spends here from its first packet
+    /// to decoded (`totalProcessingDelay`, the jitter buffer included), or
+    /// the jitter buffer alone where the browser does not say. Render time
+    /// is not counted.
     pub fn latency(&self) -> impl std::future::Future<Output = Option<f64>> + 'static {
         let pc = self.pc.clone();
         async move {
@@ -118,15 +121,14 @@ impl Session {
                 let get = |key: &str| Reflect::get(&stats, &key.into()).ok();
                 let text = |key: &str| get(key).and_then(|v| v.as_string()).unwrap_or_default();
                 let number = |key: &str| get(key).and_then(|v| v.as_f64());
-                if text("type") == "inbound-rtp"
-                    && text("kind") == "video"
-                    && let (Some(delay), Some(count)) = (
-                        number("jitterBufferDelay"),
-                        number("jitterBufferEmittedCount"),
-                    )
-                    && count > 0.0
-                {
-                    jitter = Some(delay / count);
+                if text("type") == "inbound-rtp" && text("kind") == "video" {
+                    let per_frame = |total: &str, count: &str| match (number(total), number(count))
+                    {
+                        (Some(total), Some(count)) if count > 0.0 => Some(total / count),
+                        _ => None,
+                    };
+                    jitter = per_frame("totalProcessingDelay", "framesDecoded")
+                        .or_else(|| per_frame("jitterBufferDelay", "jitterBufferEmittedCount"));
                 }
                 if text("type") == "candidate-pair"
                     && get("nominated").and_then(|v| v.as_bool()) == Some(true)
