@@ -77,6 +77,20 @@ pub struct Schedule {
     pub off: String,
 }
 
+/// `GET /api/site`: what the watch page needs to know about this server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SiteInfo {
+    /// The first configured stream, which `/` shows.
+    pub default_stream: String,
+    /// The port RTMP players (VLC) connect to, on the page's own host name.
+    pub rtmp_port: u16,
+    /// The RTMP application in play URLs: `rtmp://HOST:PORT/APP/NAME`.
+    pub rtmp_app: String,
+    /// The page's last resort: a YouTube video id, or `channel:ID` for a
+    /// channel's current live stream.
+    pub youtube_fallback: Option<String>,
+}
+
 /// `GET /api/streams`, from the browser.
 ///
 /// # Errors
@@ -84,7 +98,21 @@ pub struct Schedule {
 /// the page to show.
 #[cfg(feature = "hydrate")]
 pub async fn streams() -> Result<Vec<StreamStatus>, String> {
-    let response = gloo_net::http::Request::get("/api/streams")
+    get_json("/api/streams").await
+}
+
+/// `GET /api/site`, from the browser.
+///
+/// # Errors
+/// As [`streams`].
+#[cfg(feature = "hydrate")]
+pub async fn site() -> Result<SiteInfo, String> {
+    get_json("/api/site").await
+}
+
+#[cfg(feature = "hydrate")]
+async fn get_json<T: serde::de::DeserializeOwned>(url: &str) -> Result<T, String> {
+    let response = gloo_net::http::Request::get(url)
         .send()
         .await
         .map_err(|err| format!("cannot reach the server: {err}"))?;
@@ -101,4 +129,10 @@ pub async fn streams() -> Result<Vec<StreamStatus>, String> {
 #[cfg(not(feature = "hydrate"))]
 pub async fn streams() -> Result<Vec<StreamStatus>, String> {
     Err("stream status is fetched in the browser".to_string())
+}
+
+/// As [`streams`].
+#[cfg(not(feature = "hydrate"))]
+pub async fn site() -> Result<SiteInfo, String> {
+    Err("site settings are fetched in the browser".to_string())
 }

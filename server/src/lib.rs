@@ -71,6 +71,11 @@ pub async fn run(
     listeners: Listeners,
     token: CancellationToken,
 ) -> std::io::Result<()> {
+    // The addresses really bound (port 0 becomes the port the OS picked), for
+    // the pages that tell viewers where to connect.
+    let mut config = config;
+    config.rtmp_listen = listeners.rtmp.local_addr()?;
+    config.http_listen = listeners.http.local_addr()?;
     let config = Arc::new(config);
     let db = db::Db::open(&config.data_dir)
         .await
@@ -135,7 +140,7 @@ pub async fn run(
         token.child_token(),
     ));
 
-    let app = http::router(state);
+    let app = http::router(state).layer(axum::Extension(http::Shutdown(token.clone())));
     let http_token = token.clone();
     let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let served = axum::serve(listeners.http, app)

@@ -1,17 +1,42 @@
 //! The Leptos app: server-rendered pages, and the built WASM, JS and CSS files.
+//!
+//! Caching: the build does not put content hashes in the names of `/pkg/*`
+//! files, so a browser must ask again before reusing them (`no-cache`); the
+//! `Last-Modified` date turns that into a small 304 while nothing changed.
+//! Files under `/vendor/` carry their version in their name and never change.
+//! Compression (gzip, br) is the router's.
 
 use axum::Router;
+use axum::http::{HeaderValue, header};
 use leptos_axum::{LeptosRoutes, file_and_error_handler, generate_route_list};
 use tinsel_frontend::app::{App, shell};
+use tower_http::services::ServeDir;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
-/// The page routes, with the site folder (`/pkg/...`) as the fallback.
+const REVALIDATE: &str = "no-cache";
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+/// The page routes, `/pkg` and `/vendor`, with the site folder as the fallback.
 pub fn routes(state: &AppState) -> Router<AppState> {
     let options = state.leptos.clone();
+    let site = std::path::Path::new(options.site_root.as_ref());
+    let files = |dir: &str, cache: &'static str| {
+        Router::new()
+            .fallback_service(ServeDir::new(site.join(dir)))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(cache),
+            ))
+    };
+    let pkg = files(options.site_pkg_dir.as_ref(), REVALIDATE);
+    let vendor = files("vendor", IMMUTABLE);
     Router::new()
         .leptos_routes(state, generate_route_list(App), move || {
             shell(options.clone())
         })
+        .nest("/pkg", pkg)
+        .nest("/vendor", vendor)
         .fallback(file_and_error_handler::<AppState, _>(shell))
 }

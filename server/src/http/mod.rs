@@ -2,13 +2,16 @@
 
 mod app;
 mod error;
+mod events;
 mod hls;
 mod lights;
 mod push;
+mod site;
 mod streams;
 mod webrtc;
 
 pub use error::ApiError;
+pub use events::Shutdown;
 
 use axum::Router;
 use axum::routing::get;
@@ -22,7 +25,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
-        .route("/push", get(push::push_status));
+        .route("/push", get(push::push_status))
+        .route("/events", get(events::events_get))
+        .route("/site", get(site::site_get));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)

@@ -16,17 +16,21 @@ pub async fn streams_list(State(state): State<AppState>) -> Json<Vec<StreamStatu
         .config
         .streams
         .iter()
-        .filter_map(|stream| state.hub.snapshot(&stream.name, now).ok())
-        .map(|snapshot| {
-            let hls_viewers = state
-                .hls
-                .stream(&snapshot.name)
-                .map_or(0, |s| s.viewers(now));
-            let webrtc_viewers = state.whep.viewers(&snapshot.name);
-            to_status(snapshot, hls_viewers, webrtc_viewers)
-        })
+        .filter_map(|stream| stream_status(&state, &stream.name, now))
         .collect();
     Json(list)
+}
+
+/// One stream's status, as `/api/streams` and `/api/events` give it; `None`
+/// for a stream that does not exist.
+pub fn stream_status(state: &AppState, name: &str, now: Instant) -> Option<StreamStatus> {
+    let snapshot = state.hub.snapshot(name, now).ok()?;
+    let hls_viewers = state
+        .hls
+        .stream(&snapshot.name)
+        .map_or(0, |s| s.viewers(now));
+    let webrtc_viewers = state.whep.viewers(&snapshot.name);
+    Some(to_status(snapshot, hls_viewers, webrtc_viewers))
 }
 
 fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize) -> StreamStatus {

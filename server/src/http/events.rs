@@ -1,0 +1,164 @@
+//! `GET /api/events?stream=NAME`: the watch page's live feed, as server-sent
+//! events, so the page never polls.
+//!
+//! - `stream`: the stream's status, the same JSON as one entry of
+//!   `/api/streams`; sent at once, whenever it goes live or offline or its
+//!   viewer count changes, and every [`FIGURES_EVERY`] for fps and bitrate.
+//! - `lights`: every outlet (`[OutletState]`, as `/api/lights`); sent at once
+//!   and on every change.
+//! - `action`: a new entry of the lights' audit log (`AuditEntry`), as it
+//!   happens, for the page's "latest actions".
+//!
+//! A comment line every [`KEEP_ALIVE`] keeps proxies from closing an idle
+//! connection; the browser's `EventSource` reconnects by itself when it drops.
+//! The feed ends when the server shuts down, so it never holds up a drain.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Deserialize;
+use tinsel_frontend::api::{AuditEntry, OutletState, Viewers};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, watch};
+use tokio::time::{Interval, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use super::error::ApiError;
+use super::streams::stream_status;
+use crate::state::AppState;
+
+/// How often the stream's state is looked at; changes reach the page this fast.
+const CHECK_EVERY: Duration = Duration::from_millis(250);
+/// fps and bitrate change all the time: they go out this often, not on change.
+const FIGURES_EVERY: Duration = Duration::from_secs(2);
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// The server's shutdown signal, for responses that would otherwise never end.
+#[derive(Clone)]
+pub struct Shutdown(pub CancellationToken);
+
+#[derive(Debug, Deserialize)]
+pub struct EventsQuery {
+    /// The stream to follow; the first configured one when absent.
+    stream: Option<String>,
+}
+
+pub async fn events_get(
+    State(state): State<AppState>,
+    Query(query): Query<EventsQuery>,
+    shutdown: Option<Extension<Shutdown>>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let name = match query.stream {
+        Some(name) => name,
+        None => state
+            .config
+            .streams
+            .first()
+            .map(|s| s.name.clone())
+            .ok_or_else(|| ApiError::NotFound("no stream is configured".into()))?,
+    };
+    if stream_status(&state, &name, Instant::now()).is_none() {
+        return Err(ApiError::NotFound(format!("no stream named {name:?}")));
+    }
+    let mut check = tokio::time::interval(CHECK_EVERY);
+    check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut lights = state.lights.subscribe();
+    // The page gets the outlets at once, not only after the next change.
+    lights.mark_changed();
+    let actions = state.lights.audit_events();
+    let feed = Feed {
+        state,
+        name,
+        lights: Some(lights),
+        actions: Some(actions),
+        token: shutdown.map(|Extension(s)| s.0).unwrap_or_default(),
+        check,
+        sent: None,
+    };
+    let events = futures_util::stream::unfold(feed, |mut feed| async move {
+        feed.next_event().await.map(|event| (Ok(event), feed))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+/// One page's feed: what it was last told, so only news goes out.
+struct Feed {
+    state: AppState,
+    name: String,
+    token: CancellationToken,
+    check: Interval,
+    /// Live, viewers, and when the last `stream` event went out.
+    sent: Option<(bool, Viewers, Instant)>,
+    /// `None` once the controller is gone (the server is stopping).
+    lights: Option<watch::Receiver<Vec<OutletState>>>,
+    actions: Option<broadcast::Receiver<AuditEntry>>,
+}
+
+impl Feed {
+    /// The next event for the page; `None` when the server shuts down.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            tokio::select! {
+                () = self.token.cancelled() => return None,
+                _ = self.check.tick() => {
+                    if let Some(event) = self.stream_event(Instant::now()) {
+                        return Some(event);
+                    }
+                }
+                changed = changed(&mut self.lights), if self.lights.is_some() => match changed {
+                    Some(outlets) => return json_event("lights", &outlets),
+                    None => self.lights = None,
+                },
+                entry = recv(&mut self.actions), if self.actions.is_some() => match entry {
+                    Ok(entry) => return json_event("action", &entry),
+                    // A page too slow for the log skips what it missed.
+                    Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => self.actions = None,
+                },
+            }
+        }
+    }
+
+    fn stream_event(&mut self, now: Instant) -> Option<Event> {
+        let status = stream_status(&self.state, &self.name, now)?;
+        let due = match &self.sent {
+            None => true,
+            Some((live, viewers, at)) => {
+                *live != status.live
+                    || *viewers != status.viewers
+                    || now.duration_since(*at) >= FIGURES_EVERY
+            }
+        };
+        if !due {
+            return None;
+        }
+        self.sent = Some((status.live, status.viewers.clone(), now));
+        json_event("stream", &status)
+    }
+}
+
+/// The outlets after their next change; `None` when the controller is gone.
+async fn changed(
+    lights: &mut Option<watch::Receiver<Vec<OutletState>>>,
+) -> Option<Vec<OutletState>> {
+    let lights = lights.as_mut()?;
+    lights.changed().await.ok()?;
+    Some(lights.borrow_and_update().clone())
+}
+
+async fn recv(
+    actions: &mut Option<broadcast::Receiver<AuditEntry>>,
+) -> Result<AuditEntry, RecvError> {
+    match actions.as_mut() {
+        Some(actions) => actions.recv().await,
+        None => Err(RecvError::Closed),
+    }
+}
+
+fn json_event(name: &str, data: &impl serde::Serialize) -> Option<Event> {
+    Event::default().event(name).json_data(data).ok()
+}
