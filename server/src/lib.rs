@@ -18,6 +18,7 @@
 //! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
+//! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
 //! - [`http`]: the web layer.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
@@ -27,6 +28,7 @@
 #![warn(clippy::await_holding_lock)]
 
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod hls;
 pub mod http;
@@ -109,7 +111,15 @@ pub async fn run(
         tracker.clone(),
         token.child_token(),
     );
-    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep, db);
+    let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
+    let state = AppState::new(
+        Arc::clone(&config),
+        hub.clone(),
+        hls.clone(),
+        whep,
+        db,
+        lights,
+    );
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

@@ -3,6 +3,7 @@
 mod app;
 mod error;
 mod hls;
+mod lights;
 mod streams;
 mod webrtc;
 
@@ -17,7 +18,9 @@ use crate::state::AppState;
 
 /// Every HTTP route of the server.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().route("/streams", get(streams::streams_list));
+    let api = Router::new()
+        .route("/streams", get(streams::streams_list))
+        .route("/lights", get(lights::lights_list));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
