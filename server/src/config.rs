@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
 use crate::hls::segmenter::SegmenterSettings;
+use crate::tweets::{RawTwitter, TwitterConfig, TwitterConfigError};
 use crate::webrtc::whep::WhepSettings;
 
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
@@ -59,6 +60,8 @@ pub enum ConfigError {
     TooLarge { key: &'static str, max: u64 },
     #[error(transparent)]
     Lights(#[from] LightsConfigError),
+    #[error(transparent)]
+    Twitter(#[from] TwitterConfigError),
     #[error("cannot keep the stream key in {path}: {source}")]
     KeyFile {
         path: PathBuf,
@@ -167,6 +170,10 @@ pub struct ServeArgs {
     /// The relay guard's window [default: 60]
     #[arg(long, env = "TINSEL_RELAY_GUARD_WINDOW_S", value_name = "SECONDS")]
     pub relay_guard_window_s: Option<u64>,
+    /// The X API bearer token for the tweet poller; only from the environment
+    /// or the file, never a flag, so it stays out of process listings
+    #[arg(skip = std::env::var("TINSEL_TWITTER_BEARER_TOKEN").ok().map(Secret::new))]
+    pub twitter_bearer_token: Option<Secret>,
 }
 
 /// The config file as written.
@@ -198,6 +205,8 @@ pub struct RawConfig {
     pub pdus: Vec<RawPdu>,
     #[serde(default, rename = "outlet")]
     pub outlets: Vec<RawOutlet>,
+    #[serde(default)]
+    pub twitter: RawTwitter,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +270,8 @@ pub struct Config {
     pub hls: SegmenterSettings,
     pub webrtc: WhepSettings,
     pub lights: LightsConfig,
+    /// `None`: the tweet poller is off.
+    pub twitter: Option<TwitterConfig>,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -404,6 +415,8 @@ impl Config {
             pdus: raw.pdus,
             outlets: raw.outlets,
         })?;
+        let twitter =
+            TwitterConfig::check(raw.twitter, args.twitter_bearer_token.clone(), &lights)?;
 
         let config = Config {
             rtmp_listen,
@@ -431,6 +444,7 @@ impl Config {
                 ice_servers,
             },
             lights,
+            twitter,
         };
         Ok((config, new_keys))
     }

@@ -19,6 +19,7 @@
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
 //! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
+//! - [`tweets`]: the X API poller: matching tweets flash the tree.
 //! - [`http`]: the web layer.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
@@ -35,6 +36,7 @@ pub mod http;
 pub mod media;
 pub mod rtmp;
 pub mod state;
+pub mod tweets;
 pub mod webrtc;
 
 use std::sync::Arc;
@@ -112,6 +114,14 @@ pub async fn run(
         token.child_token(),
     );
     let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
+    let tweets = tweets::Tweets::start(
+        config.twitter.as_ref(),
+        config.lights.guard,
+        db.clone(),
+        lights.clone(),
+        &tracker,
+        token.child_token(),
+    );
     let state = AppState::new(
         Arc::clone(&config),
         hub.clone(),
@@ -119,6 +129,7 @@ pub async fn run(
         whep,
         db,
         lights,
+        tweets,
     );
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");

@@ -10,6 +10,7 @@ use crate::control::Lights;
 use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
+use crate::tweets::Tweets;
 use crate::webrtc::whep::Whep;
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct AppState {
     pub db: Db,
     /// The one way to the tree's lights.
     pub lights: Lights,
+    /// The tweet poller's status.
+    pub tweets: Tweets,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
@@ -33,6 +36,7 @@ impl AppState {
         whep: Whep,
         db: Db,
         lights: Lights,
+        tweets: Tweets,
     ) -> Self {
         let leptos = LeptosOptions::builder()
             .output_name("tinsel")
@@ -46,6 +50,7 @@ impl AppState {
             whep,
             db,
             lights,
+            tweets,
             leptos,
         }
     }

@@ -5,6 +5,7 @@ mod error;
 mod hls;
 mod lights;
 mod streams;
+mod tweets;
 mod webrtc;
 
 pub use error::ApiError;
@@ -20,7 +21,8 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
-        .route("/lights", get(lights::lights_list));
+        .route("/lights", get(lights::lights_list))
+        .route("/tweets", get(tweets::tweets_status));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
