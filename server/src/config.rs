@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
 use crate::hls::segmenter::SegmenterSettings;
+use crate::push::{PushConfig, PushTarget};
 use crate::tweets::{RawTwitter, TwitterConfig, TwitterConfigError};
 use crate::webrtc::whep::WhepSettings;
 
@@ -54,6 +55,10 @@ pub enum ConfigError {
     ShortKey(String),
     #[error("streams {0:?} and {1:?} have the same key; every stream needs its own")]
     SharedKey(String, String),
+    #[error(transparent)]
+    Push(#[from] crate::push::TargetError),
+    #[error("[[push]] names stream {0:?}, which is not configured")]
+    PushStream(String),
     #[error("{key} must be at least {min}")]
     TooSmall { key: &'static str, min: u64 },
     #[error("{key} must be at most {max}")]
@@ -174,6 +179,27 @@ pub struct ServeArgs {
     /// or the file, never a flag, so it stays out of process listings
     #[arg(skip = std::env::var("TINSEL_TWITTER_BEARER_TOKEN").ok().map(Secret::new))]
     pub twitter_bearer_token: Option<Secret>,
+    /// Push the default stream to this RTMP URL too (YouTube:
+    /// rtmp://a.rtmp.youtube.com/live2/KEY); repeat for more. In the config
+    /// file, [[push]] tables can also name the stream
+    /// [env: TINSEL_PUSH, comma-separated]
+    #[arg(
+        long = "push",
+        env = "TINSEL_PUSH",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env = true,
+        hide_env_values = true
+    )]
+    pub push: Vec<String>,
+}
+
+/// A `[[push]]` table: where to push, and which stream (the first by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPush {
+    pub url: String,
+    pub stream: Option<String>,
 }
 
 /// The config file as written.
@@ -207,6 +233,8 @@ pub struct RawConfig {
     pub outlets: Vec<RawOutlet>,
     #[serde(default)]
     pub twitter: RawTwitter,
+    #[serde(default, rename = "push")]
+    pub pushes: Vec<RawPush>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +300,8 @@ pub struct Config {
     pub lights: LightsConfig,
     /// `None`: the tweet poller is off.
     pub twitter: Option<TwitterConfig>,
+    /// Other RTMP servers the streams are pushed to.
+    pub pushes: Vec<PushConfig>,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -417,6 +447,28 @@ impl Config {
         })?;
         let twitter =
             TwitterConfig::check(raw.twitter, args.twitter_bearer_token.clone(), &lights)?;
+        let pushes = if args.push.is_empty() {
+            raw.pushes
+        } else {
+            args.push
+                .iter()
+                .map(|url| RawPush {
+                    url: url.clone(),
+                    stream: None,
+                })
+                .collect()
+        };
+        let pushes = pushes
+            .into_iter()
+            .map(|raw| {
+                let target = PushTarget::parse(&raw.url)?;
+                let stream = raw.stream.unwrap_or_else(|| streams[0].name.clone());
+                if !streams.iter().any(|s| s.name == stream) {
+                    return Err(ConfigError::PushStream(stream));
+                }
+                Ok(PushConfig { target, stream })
+            })
+            .collect::<Result<_, ConfigError>>()?;
 
         let config = Config {
             rtmp_listen,
@@ -434,6 +486,7 @@ impl Config {
                 window_segments: window,
                 ..SegmenterSettings::default()
             },
+            pushes,
             webrtc: WhepSettings {
                 udp_ip,
                 udp_port: args

@@ -20,6 +20,7 @@
 //! - [`hls`]: Low-Latency HLS from memory.
 //! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
 //! - [`tweets`]: the X API poller: matching tweets flash the tree.
+//! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
@@ -34,6 +35,7 @@ pub mod db;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod push;
 pub mod rtmp;
 pub mod state;
 pub mod tweets;
@@ -122,7 +124,7 @@ pub async fn run(
         &tracker,
         token.child_token(),
     );
-    let state = AppState::new(
+    let mut state = AppState::new(
         Arc::clone(&config),
         hub.clone(),
         hls.clone(),
@@ -131,6 +133,7 @@ pub async fn run(
         lights,
         tweets,
     );
+    state.pushes = push::Pushes::start(&config.pushes, &hub, &tracker, &token);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

@@ -10,6 +10,7 @@ use crate::control::Lights;
 use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
+use crate::push::Pushes;
 use crate::tweets::Tweets;
 use crate::webrtc::whep::Whep;
 
@@ -24,6 +25,8 @@ pub struct AppState {
     pub lights: Lights,
     /// The tweet poller's status.
     pub tweets: Tweets,
+    /// Where the streams are pushed on to, and how that goes.
+    pub pushes: Pushes,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
@@ -51,6 +54,7 @@ impl AppState {
             db,
             lights,
             tweets,
+            pushes: Pushes::default(),
             leptos,
         }
     }

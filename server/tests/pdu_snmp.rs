@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use tinsel::config::Secret;
 use tinsel::control::settings::{LightsConfig, RawLights, RawOutlet, RawPdu};
 use tinsel::control::{Action, AuditEntry, ControlError, Lights, OutletState, Schedule, Source};
@@ -804,4 +804,45 @@ fn the_server_shows_a_real_pdu_and_refuses_a_bad_lights_config() {
         assert_eq!(lines.len(), 1, "{err}");
         assert!(lines[0].ends_with(reason), "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_switches_at_its_transition() {
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights::default(),
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("outlet-4", "read", |o| o.on.is_some())
+        .await;
+    // On two seconds from now (UTC, to the second), off a minute later.
+    let on_at = (Utc::now() + chrono::Duration::seconds(2))
+        .with_nanosecond(0)
+        .unwrap();
+    let off_at = on_at + chrono::Duration::seconds(60);
+    let schedule = Schedule {
+        outlet: "outlet-4".into(),
+        on: on_at.format("%H:%M:%S").to_string(),
+        off: off_at.format("%H:%M:%S").to_string(),
+    };
+    ctl.lights.set_schedule(schedule, admin()).await.unwrap();
+    assert_eq!(ctl.outlet("outlet-4").on, Some(false), "not due yet");
+    let state = ctl
+        .wait_outlet("outlet-4", "on at the transition", |o| o.on == Some(true))
+        .await;
+    let late = Utc::now() - on_at;
+    assert!(
+        late >= chrono::Duration::zero() && late < chrono::Duration::seconds(2),
+        "switched {late:?} after the transition"
+    );
+    assert_eq!(state.error, None);
+    let entry = ctl
+        .wait_audit(|e| e.source == "schedule" && e.action == "on")
+        .await;
+    assert_eq!(
+        (entry.outlet.as_str(), entry.result.as_str()),
+        ("outlet-4", "ok: on")
+    );
+    ctl.stop().await;
 }

@@ -643,8 +643,8 @@ fn two_servers_on_one_database_fire_each_of_200_tweets_once() {
         ids.len(),
         sa["fired"],
         sb["fired"],
-        sa["claimed_elsewhere"],
-        sb["claimed_elsewhere"],
+        sa["already_claimed"],
+        sb["already_claimed"],
         audit.len()
     );
     assert_eq!(audit.len(), 200, "each tweet fires exactly once");

@@ -4,6 +4,7 @@ mod app;
 mod error;
 mod hls;
 mod lights;
+mod push;
 mod streams;
 mod tweets;
 mod webrtc;
@@ -22,7 +23,8 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
-        .route("/tweets", get(tweets::tweets_status));
+        .route("/tweets", get(tweets::tweets_status))
+        .route("/push", get(push::push_status));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)

@@ -61,8 +61,9 @@ pub struct TweetsStatus {
     pub fired: u64,
     /// Tweets this instance claimed but folded into an earlier command.
     pub coalesced: u64,
-    /// Tweets another instance claimed first.
-    pub claimed_elsewhere: u64,
+    /// Tweets already claimed: by another instance, or by this one when the
+    /// newest tweet ID could not be stored.
+    pub already_claimed: u64,
     pub query: Option<String>,
     pub how_to_enable: Option<String>,
 }
@@ -99,7 +100,7 @@ impl Tweets {
             last_poll_at: None,
             fired: 0,
             coalesced: 0,
-            claimed_elsewhere: 0,
+            already_claimed: 0,
             query: config.map(|c| c.query.clone()),
             how_to_enable: config.is_none().then(|| HOW_TO_ENABLE.to_string()),
         }));

@@ -196,7 +196,7 @@ impl Poller {
             match self.claims.claim(&tweet.id, &author).await {
                 Ok(true) => {}
                 Ok(false) => {
-                    self.update(|s| s.claimed_elsewhere += 1);
+                    self.update(|s| s.already_claimed += 1);
                     continue;
                 }
                 Err(err) => {
