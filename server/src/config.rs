@@ -16,6 +16,7 @@ use thiserror::Error;
 use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
 use crate::hls::segmenter::SegmenterSettings;
 use crate::push::{PushConfig, PushTarget};
+use crate::tweets::{RawTwitter, TwitterConfig, TwitterConfigError};
 use crate::webrtc::whep::WhepSettings;
 
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
@@ -64,6 +65,8 @@ pub enum ConfigError {
     TooLarge { key: &'static str, max: u64 },
     #[error(transparent)]
     Lights(#[from] LightsConfigError),
+    #[error(transparent)]
+    Twitter(#[from] TwitterConfigError),
     #[error("cannot keep the stream key in {path}: {source}")]
     KeyFile {
         path: PathBuf,
@@ -172,6 +175,10 @@ pub struct ServeArgs {
     /// The relay guard's window [default: 60]
     #[arg(long, env = "TINSEL_RELAY_GUARD_WINDOW_S", value_name = "SECONDS")]
     pub relay_guard_window_s: Option<u64>,
+    /// The X API bearer token for the tweet poller; only from the environment
+    /// or the file, never a flag, so it stays out of process listings
+    #[arg(skip = std::env::var("TINSEL_TWITTER_BEARER_TOKEN").ok().map(Secret::new))]
+    pub twitter_bearer_token: Option<Secret>,
     /// Push the default stream to this RTMP URL too (YouTube:
     /// rtmp://a.rtmp.youtube.com/live2/KEY); repeat for more. In the config
     /// file, [[push]] tables can also name the stream
@@ -224,6 +231,8 @@ pub struct RawConfig {
     pub pdus: Vec<RawPdu>,
     #[serde(default, rename = "outlet")]
     pub outlets: Vec<RawOutlet>,
+    #[serde(default)]
+    pub twitter: RawTwitter,
     #[serde(default, rename = "push")]
     pub pushes: Vec<RawPush>,
 }
@@ -289,6 +298,8 @@ pub struct Config {
     pub hls: SegmenterSettings,
     pub webrtc: WhepSettings,
     pub lights: LightsConfig,
+    /// `None`: the tweet poller is off.
+    pub twitter: Option<TwitterConfig>,
     /// Other RTMP servers the streams are pushed to.
     pub pushes: Vec<PushConfig>,
 }
@@ -434,6 +445,8 @@ impl Config {
             pdus: raw.pdus,
             outlets: raw.outlets,
         })?;
+        let twitter =
+            TwitterConfig::check(raw.twitter, args.twitter_bearer_token.clone(), &lights)?;
         let pushes = if args.push.is_empty() {
             raw.pushes
         } else {
@@ -484,6 +497,7 @@ impl Config {
                 ice_servers,
             },
             lights,
+            twitter,
         };
         Ok((config, new_keys))
     }

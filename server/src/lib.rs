@@ -19,6 +19,7 @@
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
 //! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
+//! - [`tweets`]: the X API poller: matching tweets flash the tree.
 //! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer.
 //!
@@ -37,6 +38,7 @@ pub mod media;
 pub mod push;
 pub mod rtmp;
 pub mod state;
+pub mod tweets;
 pub mod webrtc;
 
 use std::sync::Arc;
@@ -119,6 +121,14 @@ pub async fn run(
         token.child_token(),
     );
     let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
+    let tweets = tweets::Tweets::start(
+        config.twitter.as_ref(),
+        config.lights.guard,
+        db.clone(),
+        lights.clone(),
+        &tracker,
+        token.child_token(),
+    );
     let mut state = AppState::new(
         Arc::clone(&config),
         hub.clone(),
@@ -126,6 +136,7 @@ pub async fn run(
         whep,
         db,
         lights,
+        tweets,
     );
     state.pushes = push::Pushes::start(&config.pushes, &hub, &tracker, &token);
 

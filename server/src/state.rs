@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
 use crate::push::Pushes;
+use crate::tweets::Tweets;
 use crate::webrtc::whep::Whep;
 
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct AppState {
     pub db: Db,
     /// The one way to the tree's lights.
     pub lights: Lights,
+    /// The tweet poller's status.
+    pub tweets: Tweets,
     /// Where the streams are pushed on to, and how that goes.
     pub pushes: Pushes,
     /// Where the built web app lives and what its files are called.
@@ -36,6 +39,7 @@ impl AppState {
         whep: Whep,
         db: Db,
         lights: Lights,
+        tweets: Tweets,
     ) -> Self {
         let leptos = LeptosOptions::builder()
             .output_name("tinsel")
@@ -49,6 +53,7 @@ impl AppState {
             whep,
             db,
             lights,
+            tweets,
             pushes: Pushes::default(),
             leptos,
         }

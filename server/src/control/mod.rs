@@ -294,6 +294,22 @@ impl Lights {
         action: Action,
         source: Source,
     ) -> Result<OutletState, ControlError> {
+        self.command_labelled(outlet, action, source, &action.to_string())
+            .await
+    }
+
+    /// [`Lights::command`], with the audit's `action` text given, so it can
+    /// say who asked: "flash 5 s for @name" for a tweet.
+    ///
+    /// # Errors
+    /// As [`Lights::command`].
+    pub async fn command_labelled(
+        &self,
+        outlet: &str,
+        action: Action,
+        source: Source,
+        label: &str,
+    ) -> Result<OutletState, ControlError> {
         let Some((name, worker, slot)) = self.inner.outlets.iter().find(|(n, _, _)| n == outlet)
         else {
             return Err(ControlError::UnknownOutlet(outlet.to_string()));
@@ -308,7 +324,7 @@ impl Lights {
         };
         self.inner
             .audit
-            .record(&source, name, &action.to_string(), outcome(&result))
+            .record(&source, name, label, outcome(&result))
             .await;
         result
     }

@@ -8,6 +8,7 @@ mod lights;
 mod push;
 mod site;
 mod streams;
+mod tweets;
 mod webrtc;
 
 pub use error::ApiError;
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
         .route("/push", get(push::push_status))
+        .route("/tweets", get(tweets::tweets_status))
         .route("/events", get(events::events_get))
         .route("/site", get(site::site_get));
     app::routes(&state)

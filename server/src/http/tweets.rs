@@ -1,0 +1,12 @@
+//! `GET /api/tweets`: the tweet poller's status for the admin panel: on or
+//! off (and how to turn it on), failing and why, and what it fired.
+
+use axum::Json;
+use axum::extract::State;
+
+use crate::state::AppState;
+use crate::tweets::TweetsStatus;
+
+pub async fn tweets_status(State(state): State<AppState>) -> Json<TweetsStatus> {
+    Json(state.tweets.status())
+}
