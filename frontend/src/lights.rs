@@ -24,7 +24,8 @@ pub fn Lights(feed: LiveFeed) -> AnyView {
         feed.actions
             .get()
             .iter()
-            .map(|entry| view! { <li>{describe(entry)}</li> })
+            .filter_map(describe)
+            .map(|line| view! { <li>{line}</li> })
             .collect_view()
     };
     view! {
@@ -57,8 +58,24 @@ fn Bulb(outlet: OutletState) -> AnyView {
     .into_any()
 }
 
-/// One audit entry as a line for visitors: "@ana switched tree-lights on".
-pub fn describe(entry: &AuditEntry) -> String {
+/// One audit entry as a line for visitors: "@ana switched tree-lights on",
+/// "@elf lit the tree". `None` for bookkeeping visitors need not see (the end
+/// of a flash).
+pub fn describe(entry: &AuditEntry) -> Option<String> {
+    let action = entry.action.as_str();
+    if action == "flash end" {
+        return None;
+    }
+    let failed = !entry.result.starts_with("ok");
+    // A tweet's action names its author: "flash 5 s for @name".
+    if let Some((_, author)) = action.split_once(" for @") {
+        let line = format!("@{author} lit the tree");
+        return Some(if failed {
+            format!("{line}, but the lights did not answer")
+        } else {
+            line
+        });
+    }
     let who = match entry.source.split_once(':') {
         Some(("admin", name)) => format!("@{name}"),
         Some(("tweet", _)) => "A tweet".to_string(),
@@ -66,18 +83,18 @@ pub fn describe(entry: &AuditEntry) -> String {
         _ => entry.source.clone(),
     };
     let outlet = &entry.outlet;
-    let did = match entry.action.as_str() {
+    let did = match action {
         "on" => format!("switched {outlet} on"),
         "off" => format!("switched {outlet} off"),
         "toggle" => format!("toggled {outlet}"),
-        "flash" => format!("flashed {outlet}"),
+        flash if flash.starts_with("flash") => format!("flashed {outlet}"),
         other => format!("did {other} on {outlet}"),
     };
-    if entry.result.starts_with("ok") {
-        format!("{who} {did}")
-    } else {
+    Some(if failed {
         format!("{who} {did}, but it failed")
-    }
+    } else {
+        format!("{who} {did}")
+    })
 }
 
 #[cfg(test)]
@@ -96,21 +113,31 @@ mod tests {
 
     #[test]
     fn lines_for_visitors() {
+        let line = |source, action, result| describe(&entry(source, action, result)).unwrap();
         assert_eq!(
-            describe(&entry("admin:ana", "on", "ok: on")),
+            line("admin:ana", "on", "ok: on"),
             "@ana switched tree-lights on"
         );
         assert_eq!(
-            describe(&entry("tweet:123", "flash", "ok: on")),
+            line("admin:ana", "flash 5 s", "ok: on"),
+            "@ana flashed tree-lights"
+        );
+        assert_eq!(
+            line("tweet:123", "flash 5 s for @elf", "ok: on"),
+            "@elf lit the tree"
+        );
+        assert_eq!(
+            line("tweet:123", "flash 5 s", "ok: on"),
             "A tweet flashed tree-lights"
         );
         assert_eq!(
-            describe(&entry("schedule", "off", "ok: off")),
+            line("schedule", "off", "ok: off"),
             "The schedule switched tree-lights off"
         );
         assert_eq!(
-            describe(&entry("admin:bo", "toggle", "PDU unreachable")),
+            line("admin:bo", "toggle", "PDU unreachable"),
             "@bo toggled tree-lights, but it failed"
         );
+        assert_eq!(describe(&entry("tweet:123", "flash end", "ok: off")), None);
     }
 }
