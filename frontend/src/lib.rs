@@ -4,6 +4,7 @@
 //! - [`watch`]: the watch page.
 //! - [`api`]: the JSON the server answers, and the one place the browser fetches it.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod watch;

@@ -19,6 +19,7 @@
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
 //! - [`http`]: the web layer.
+//! - [`auth`]: admin accounts, login throttling and sessions.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
@@ -26,6 +27,7 @@
 
 #![warn(clippy::await_holding_lock)]
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod hls;
@@ -103,6 +105,9 @@ pub async fn run(
         tracker.clone(),
         token.child_token(),
     );
+    auth::session::prepare(&db, &tracker, token.child_token())
+        .await
+        .map_err(std::io::Error::other)?;
     let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep, db);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");

@@ -1,5 +1,6 @@
 //! The web layer: the Leptos app, the JSON API and health checks.
 
+mod admin;
 mod app;
 mod error;
 mod hls;
@@ -17,7 +18,9 @@ use crate::state::AppState;
 
 /// Every HTTP route of the server.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().route("/streams", get(streams::streams_list));
+    let api = Router::new()
+        .route("/streams", get(streams::streams_list))
+        .merge(admin::admin_routes(&state));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)

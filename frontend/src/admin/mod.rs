@@ -1,0 +1,3 @@
+//! The admin panel at `/admin`.
+
+pub mod api;
