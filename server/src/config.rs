@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
 use crate::hls::segmenter::SegmenterSettings;
 use crate::webrtc::whep::WhepSettings;
 
@@ -54,6 +55,8 @@ pub enum ConfigError {
     TooSmall { key: &'static str, min: u64 },
     #[error("{key} must be at most {max}")]
     TooLarge { key: &'static str, max: u64 },
+    #[error(transparent)]
+    Lights(#[from] LightsConfigError),
     #[error("cannot keep the stream key in {path}: {source}")]
     KeyFile {
         path: PathBuf,
@@ -179,6 +182,19 @@ pub struct ServeArgs {
     /// proxy or load balancer) [default: false]
     #[arg(long, env = "TINSEL_SECURE_COOKIES", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub secure_cookies: Option<bool>,
+    /// The IANA time zone light schedules run in, e.g. Europe/Amsterdam [default: UTC]
+    #[arg(long, env = "TINSEL_TIMEZONE", value_name = "ZONE")]
+    pub timezone: Option<String>,
+    /// Seconds between reads of every PDU outlet's state [default: 30]
+    #[arg(long, env = "TINSEL_LIGHTS_POLL_S", value_name = "SECONDS")]
+    pub lights_poll_s: Option<u64>,
+    /// Most switches of one outlet within the relay guard's window; relays
+    /// wear out, and a flash takes two [default: 10]
+    #[arg(long, env = "TINSEL_RELAY_GUARD_SWITCHES", value_name = "N")]
+    pub relay_guard_switches: Option<u32>,
+    /// The relay guard's window [default: 60]
+    #[arg(long, env = "TINSEL_RELAY_GUARD_WINDOW_S", value_name = "SECONDS")]
+    pub relay_guard_window_s: Option<u64>,
 }
 
 /// The config file as written.
@@ -203,6 +219,14 @@ pub struct RawConfig {
     pub secure_cookies: Option<bool>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
+    pub timezone: Option<String>,
+    pub lights_poll_s: Option<u64>,
+    pub relay_guard_switches: Option<u32>,
+    pub relay_guard_window_s: Option<u64>,
+    #[serde(default, rename = "pdu")]
+    pub pdus: Vec<RawPdu>,
+    #[serde(default, rename = "outlet")]
+    pub outlets: Vec<RawOutlet>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -269,6 +293,7 @@ pub struct Config {
     pub admin_idle_timeout: Duration,
     /// Whether the session cookie is `Secure` (HTTPS only).
     pub secure_cookies: bool,
+    pub lights: LightsConfig,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -428,6 +453,15 @@ impl Config {
         at_least("admin_idle_timeout_min", idle_min, 1)?;
         let secure_cookies = args.secure_cookies.or(raw.secure_cookies).unwrap_or(false);
 
+        let lights = LightsConfig::check(RawLights {
+            timezone: args.timezone.clone().or(raw.timezone),
+            poll_s: args.lights_poll_s.or(raw.lights_poll_s),
+            guard_switches: args.relay_guard_switches.or(raw.relay_guard_switches),
+            guard_window_s: args.relay_guard_window_s.or(raw.relay_guard_window_s),
+            pdus: raw.pdus,
+            outlets: raw.outlets,
+        })?;
+
         let config = Config {
             rtmp_listen,
             http_listen,
@@ -451,6 +485,7 @@ impl Config {
             },
             admin_idle_timeout: Duration::from_secs(idle_min * 60),
             secure_cookies,
+            lights,
         };
         Ok((config, new_keys))
     }

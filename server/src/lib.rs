@@ -18,6 +18,7 @@
 //! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
+//! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
 //! - [`http`]: the web layer.
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //!
@@ -29,6 +30,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod control;
 pub mod db;
 pub mod hls;
 pub mod http;
@@ -108,7 +110,15 @@ pub async fn run(
     auth::session::prepare(&db, &tracker, token.child_token())
         .await
         .map_err(std::io::Error::other)?;
-    let state = AppState::new(Arc::clone(&config), hub.clone(), hls.clone(), whep, db);
+    let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
+    let state = AppState::new(
+        Arc::clone(&config),
+        hub.clone(),
+        hls.clone(),
+        whep,
+        db,
+        lights,
+    );
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

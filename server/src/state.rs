@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::config::Config;
+use crate::control::Lights;
 use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
@@ -18,12 +19,21 @@ pub struct AppState {
     pub hls: HlsStore,
     pub whep: Whep,
     pub db: Db,
+    /// The one way to the tree's lights.
+    pub lights: Lights,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
 
 impl AppState {
-    pub fn new(config: Arc<Config>, hub: StreamHub, hls: HlsStore, whep: Whep, db: Db) -> Self {
+    pub fn new(
+        config: Arc<Config>,
+        hub: StreamHub,
+        hls: HlsStore,
+        whep: Whep,
+        db: Db,
+        lights: Lights,
+    ) -> Self {
         let leptos = LeptosOptions::builder()
             .output_name("tinsel")
             .site_root(config.site_dir.to_string_lossy().into_owned())
@@ -35,6 +45,7 @@ impl AppState {
             hls,
             whep,
             db,
+            lights,
             leptos,
         }
     }

@@ -4,6 +4,7 @@ mod admin;
 mod app;
 mod error;
 mod hls;
+mod lights;
 mod streams;
 mod webrtc;
 
@@ -20,6 +21,7 @@ use crate::state::AppState;
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
+        .route("/lights", get(lights::lights_list))
         .merge(admin::admin_routes(&state));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))

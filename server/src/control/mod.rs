@@ -1,0 +1,438 @@
+//! The light controller: the tree's lights on the outlets of SNMP PDUs.
+//!
+//! ```text
+//!   admin panel ─┐                                   ┌─▶ worker pdu1 ──SNMP──▶ PDU
+//!   schedules ───┼─▶ Lights::command ─(per PDU queue)┼─▶ worker pdu2 ──SNMP──▶ PDU
+//!   tweets ──────┘        │                          └─▶ worker simulated ──▶ SQLite
+//!                         ▼                                    │
+//!                  audit (SQLite + broadcast)      states (watch) ◀┘
+//! ```
+//!
+//! [`Lights`] is the one way in. Each PDU has one worker task that owns its
+//! outlets: it switches them, reads them back after every switch and on a
+//! slow poll (so the state shown is the hardware's), keeps each outlet's relay
+//! guard and ends flashes. A PDU that does not answer holds up only its own
+//! outlets. The scheduler task switches outlets at their daily transitions,
+//! and once at startup to catch up.
+//!
+//! - [`settings`]: the `[[pdu]]`/`[[outlet]]`/`timezone` config.
+//! - [`pdu`]: OIDs and values per PDU model, and the SNMP or simulated backend.
+//! - [`snmp`]: get and set with a timeout and retries.
+//! - [`guard`]: how often an outlet may switch (pure).
+//! - [`schedule`]: what a daily window wants when (pure).
+//! - [`worker`], [`scheduler`]: the tasks.
+//! - [`store`]: audit log, schedules and simulated states in SQLite.
+
+pub mod guard;
+pub mod pdu;
+pub mod schedule;
+pub mod scheduler;
+pub mod settings;
+pub mod snmp;
+pub mod store;
+pub mod worker;
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use chrono_tz::Tz;
+use tokio::sync::{Notify, broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::warn;
+
+pub use settings::LightsConfig;
+pub use tinsel_frontend::api::{AuditEntry, OutletState, Schedule};
+
+use crate::db::Db;
+use schedule::{Window, format_time};
+use store::Store;
+use worker::{Request, Worker};
+
+/// The longest flash, in seconds: long enough to notice, short enough that a
+/// flood of requests cannot keep the tree on.
+pub const MAX_FLASH_S: u32 = 60;
+/// Audit entries kept for live listeners that fall behind.
+const AUDIT_EVENTS: usize = 64;
+/// Commands waiting for one PDU.
+const QUEUE: usize = 32;
+
+/// What to do with an outlet.
+///
+/// JSON: `{"action":"on"}`, `{"action":"off"}`, `{"action":"toggle"}`,
+/// `{"action":"flash","seconds":5}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase")]
+pub enum Action {
+    On,
+    Off,
+    Toggle,
+    /// On for this many seconds, then back to the state before.
+    Flash {
+        seconds: u32,
+    },
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::On => f.write_str("on"),
+            Action::Off => f.write_str("off"),
+            Action::Toggle => f.write_str("toggle"),
+            Action::Flash { seconds } => write!(f, "flash {seconds} s"),
+        }
+    }
+}
+
+/// Who asked, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Admin(String),
+    Schedule,
+    Tweet(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Admin(name) => write!(f, "admin:{name}"),
+            Source::Schedule => f.write_str("schedule"),
+            Source::Tweet(id) => write!(f, "tweet:{id}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("there is no outlet named {0:?}; GET /api/lights lists them")]
+    UnknownOutlet(String),
+    #[error("outlet {0:?} has no schedule")]
+    NoSchedule(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(
+        "outlet {outlet:?} has switched {switches} times in the last {window_s} s, as often as its relay may; try again in {retry_after_s} s"
+    )]
+    Guard {
+        outlet: String,
+        switches: u32,
+        window_s: u64,
+        retry_after_s: u64,
+    },
+    #[error("{message}")]
+    Unreachable { outlet: String, message: String },
+    #[error("the lights database failed: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Where "now" comes from: the system clock, or a fixed time in tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The handle on the light controller; cheap to clone.
+#[derive(Clone)]
+pub struct Lights {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Per outlet, in config order: its name, its PDU's worker and its place there.
+    outlets: Vec<(String, usize, usize)>,
+    workers: Vec<mpsc::Sender<Request>>,
+    states: Arc<watch::Sender<Vec<OutletState>>>,
+    audit: Audit,
+    store: Store,
+    timezone: Tz,
+    /// Wakes the scheduler when a schedule is set or deleted.
+    schedules_changed: Notify,
+    clock: Clock,
+}
+
+/// Writes audit entries to the database and to live listeners.
+#[derive(Clone)]
+pub(crate) struct Audit {
+    store: Store,
+    events: broadcast::Sender<AuditEntry>,
+    clock: Clock,
+}
+
+impl Audit {
+    /// Never fails: a database error is logged, and live listeners still hear.
+    pub(crate) async fn record(&self, source: &Source, outlet: &str, action: &str, result: String) {
+        let entry = AuditEntry {
+            at: (self.clock)().to_rfc3339_opts(SecondsFormat::Millis, true),
+            source: source.to_string(),
+            outlet: outlet.to_string(),
+            action: action.to_string(),
+            result,
+        };
+        if let Err(err) = self.store.add_audit(&entry).await {
+            warn!(cause = %err, ?entry, "cannot write the lights audit log");
+        }
+        // No listener is fine.
+        let _ = self.events.send(entry);
+    }
+}
+
+/// How an outcome reads in the audit log: "ok: on", "ok: off", or the error.
+fn outcome(result: &Result<OutletState, ControlError>) -> String {
+    match result {
+        Ok(state) => match state.on {
+            Some(true) => "ok: on".into(),
+            Some(false) => "ok: off".into(),
+            None => "ok".into(),
+        },
+        Err(err) => err.to_string(),
+    }
+}
+
+impl Lights {
+    /// Starts a worker per PDU and the scheduler on `tracker`; they stop when
+    /// `token` is cancelled.
+    pub fn start(
+        config: &LightsConfig,
+        db: Db,
+        tracker: &TaskTracker,
+        token: CancellationToken,
+    ) -> Self {
+        Self::start_with_clock(config, db, tracker, token, Arc::new(Utc::now))
+    }
+
+    /// [`Lights::start`] with the wall clock given, so tests can say what time
+    /// it is for the schedules.
+    pub fn start_with_clock(
+        config: &LightsConfig,
+        db: Db,
+        tracker: &TaskTracker,
+        token: CancellationToken,
+        clock: Clock,
+    ) -> Self {
+        let store = Store::new(db);
+        let initial: Vec<OutletState> = config
+            .outlets
+            .iter()
+            .map(|o| OutletState {
+                name: o.name.clone(),
+                on: None,
+                simulated: matches!(config.pdus[o.pdu].kind, settings::PduKind::Simulated),
+                error: None,
+            })
+            .collect();
+        let states = Arc::new(watch::Sender::new(initial));
+        let audit = Audit {
+            store: store.clone(),
+            events: broadcast::Sender::new(AUDIT_EVENTS),
+            clock: Arc::clone(&clock),
+        };
+        // Per outlet, its PDU's worker and its place among that worker's outlets.
+        let mut places = vec![(0, 0); config.outlets.len()];
+        let mut workers = Vec::with_capacity(config.pdus.len());
+        for (p, pdu) in config.pdus.iter().enumerate() {
+            let mut mine = Vec::new();
+            for (g, outlet) in config
+                .outlets
+                .iter()
+                .enumerate()
+                .filter(|(_, o)| o.pdu == p)
+            {
+                places[g] = (p, mine.len());
+                mine.push((g, outlet.name.clone(), outlet.index));
+            }
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let worker = Worker::new(
+                pdu::Pdu::new(pdu, store.clone()),
+                mine,
+                config.guard,
+                config.poll,
+                Arc::clone(&states),
+                audit.clone(),
+            );
+            tracker.spawn(worker.run(rx, token.child_token()));
+            workers.push(tx);
+        }
+        let outlets = config
+            .outlets
+            .iter()
+            .zip(places)
+            .map(|(o, (worker, slot))| (o.name.clone(), worker, slot))
+            .collect();
+        let lights = Self {
+            inner: Arc::new(Inner {
+                outlets,
+                workers,
+                states,
+                audit,
+                store,
+                timezone: config.timezone,
+                schedules_changed: Notify::new(),
+                clock,
+            }),
+        };
+        tracker.spawn(scheduler::run(lights.clone(), token.child_token()));
+        lights
+    }
+
+    /// Every outlet's last known state, in config order.
+    pub fn outlets(&self) -> Vec<OutletState> {
+        self.inner.states.borrow().clone()
+    }
+
+    /// Fires on every change of any outlet's state or error.
+    pub fn subscribe(&self) -> watch::Receiver<Vec<OutletState>> {
+        self.inner.states.subscribe()
+    }
+
+    /// The one way to switch an outlet. Audited, also when it fails (but not
+    /// for a name that is no outlet).
+    ///
+    /// # Errors
+    /// An unknown outlet, a flash out of range, the relay guard, or a PDU that
+    /// did not do it.
+    pub async fn command(
+        &self,
+        outlet: &str,
+        action: Action,
+        source: Source,
+    ) -> Result<OutletState, ControlError> {
+        let Some((name, worker, slot)) = self.inner.outlets.iter().find(|(n, _, _)| n == outlet)
+        else {
+            return Err(ControlError::UnknownOutlet(outlet.to_string()));
+        };
+        let result = match action {
+            Action::Flash { seconds } if !(1..=MAX_FLASH_S).contains(&seconds) => {
+                Err(ControlError::Invalid(format!(
+                    "a flash lasts 1 to {MAX_FLASH_S} seconds, not {seconds}"
+                )))
+            }
+            _ => self.ask(*worker, *slot, name, action, source.clone()).await,
+        };
+        self.inner
+            .audit
+            .record(&source, name, &action.to_string(), outcome(&result))
+            .await;
+        result
+    }
+
+    async fn ask(
+        &self,
+        worker: usize,
+        slot: usize,
+        name: &str,
+        action: Action,
+        source: Source,
+    ) -> Result<OutletState, ControlError> {
+        let stopped = || ControlError::Unreachable {
+            outlet: name.to_string(),
+            message: "the light controller is shutting down".into(),
+        };
+        let (reply, answer) = oneshot::channel();
+        self.inner.workers[worker]
+            .send(Request::Command {
+                slot,
+                action,
+                source,
+                reply,
+            })
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+
+    /// Newest first.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, ControlError> {
+        Ok(self.inner.store.audit(limit).await?)
+    }
+
+    /// Every new audit entry, live.
+    pub fn audit_events(&self) -> broadcast::Receiver<AuditEntry> {
+        self.inner.audit.events.subscribe()
+    }
+
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn schedules(&self) -> Result<Vec<Schedule>, ControlError> {
+        Ok(self.inner.store.schedules().await?)
+    }
+
+    /// Creates or replaces the outlet's daily schedule, and gives the outlet
+    /// the state that is due now.
+    ///
+    /// # Errors
+    /// An unknown outlet, a time that does not parse, or the database failing.
+    pub async fn set_schedule(
+        &self,
+        schedule: Schedule,
+        source: Source,
+    ) -> Result<(), ControlError> {
+        self.check_outlet(&schedule.outlet)?;
+        let window = Window::parse(&schedule.on, &schedule.off).map_err(ControlError::Invalid)?;
+        let schedule = Schedule {
+            on: format_time(window.on),
+            off: format_time(window.off),
+            ..schedule
+        };
+        let action = format!("schedule {}-{}", schedule.on, schedule.off);
+        let stored = self.inner.store.put_schedule(&schedule).await;
+        let result = match &stored {
+            Ok(()) => "ok".to_string(),
+            Err(err) => format!("the lights database failed: {err}"),
+        };
+        self.inner
+            .audit
+            .record(&source, &schedule.outlet, &action, result)
+            .await;
+        stored?;
+        self.inner.schedules_changed.notify_one();
+        let due = window.due(self.inner.timezone, self.now());
+        // The outcome is audited and shown on the outlet; the schedule stands either way.
+        let _ = self
+            .command(
+                &schedule.outlet,
+                if due { Action::On } else { Action::Off },
+                Source::Schedule,
+            )
+            .await;
+        Ok(())
+    }
+
+    /// # Errors
+    /// An unknown outlet, no schedule for it, or the database failing.
+    pub async fn delete_schedule(&self, outlet: &str, source: Source) -> Result<(), ControlError> {
+        self.check_outlet(outlet)?;
+        let deleted = self.inner.store.delete_schedule(outlet).await;
+        let result = match &deleted {
+            Ok(true) => "ok".to_string(),
+            Ok(false) => ControlError::NoSchedule(outlet.to_string()).to_string(),
+            Err(err) => format!("the lights database failed: {err}"),
+        };
+        self.inner
+            .audit
+            .record(&source, outlet, "schedule removed", result)
+            .await;
+        if !deleted? {
+            return Err(ControlError::NoSchedule(outlet.to_string()));
+        }
+        self.inner.schedules_changed.notify_one();
+        Ok(())
+    }
+
+    /// The IANA time zone schedules run in.
+    pub fn timezone(&self) -> String {
+        self.inner.timezone.name().to_string()
+    }
+
+    fn check_outlet(&self, outlet: &str) -> Result<(), ControlError> {
+        if self.inner.outlets.iter().any(|(n, _, _)| n == outlet) {
+            Ok(())
+        } else {
+            Err(ControlError::UnknownOutlet(outlet.to_string()))
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.inner.clock)()
+    }
+}
