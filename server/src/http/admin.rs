@@ -10,17 +10,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
-use tinsel_frontend::admin::api::SessionInfo;
+use tinsel_frontend::admin::api::{Schedules, SessionInfo};
 use tower_sessions::Session;
 use tracing::{info, warn};
 
 use crate::auth::throttle::{Limits, Throttle};
 use crate::auth::{AdminUser, SessionSettings, accounts, session};
+use crate::control::{Action, AuditEntry, OutletState, Schedule, Source};
 use crate::http::ApiError;
 use crate::state::AppState;
 
@@ -40,6 +41,13 @@ pub fn admin_routes(state: &AppState) -> Router<AppState> {
             post(session_create)
                 .get(session_show)
                 .delete(session_delete),
+        )
+        .route("/lights/{name}", post(lights_command))
+        .route("/audit", get(audit_list))
+        .route("/schedules", get(schedules_list))
+        .route(
+            "/schedules/{outlet}",
+            put(schedules_put).delete(schedules_delete),
         )
         .layer(Extension(logins))
         .layer(session::layer(&state.db, settings))
@@ -103,6 +111,98 @@ async fn session_delete(admin: AdminUser) -> Result<StatusCode, ApiError> {
     let username = admin.username.clone();
     admin.log_out().await?;
     info!(%username, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn lights_command(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(name): Path<String>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<OutletState>, ApiError> {
+    let action = json(body)?;
+    let outlet = state
+        .lights
+        .command(&name, action, Source::Admin(admin.username))
+        .await?;
+    Ok(Json(outlet))
+}
+
+/// Audit entries answered when the request does not say how many.
+const AUDIT_DEFAULT: u32 = 50;
+/// The most audit entries one request gets.
+const AUDIT_MAX: u32 = 1000;
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn audit_list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let limit = query.limit.unwrap_or(AUDIT_DEFAULT).clamp(1, AUDIT_MAX);
+    Ok(Json(state.lights.audit(limit).await?))
+}
+
+async fn schedules_list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<Json<Schedules>, ApiError> {
+    Ok(Json(Schedules {
+        timezone: state.lights.timezone(),
+        schedules: state.lights.schedules().await?,
+    }))
+}
+
+#[derive(Deserialize)]
+struct Window {
+    on: String,
+    off: String,
+}
+
+async fn schedules_put(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(outlet): Path<String>,
+    body: Result<Json<Window>, JsonRejection>,
+) -> Result<Json<Schedule>, ApiError> {
+    let Window { on, off } = json(body)?;
+    let schedule = Schedule {
+        outlet: outlet.clone(),
+        on,
+        off,
+    };
+    state
+        .lights
+        .set_schedule(schedule, Source::Admin(admin.username))
+        .await?;
+    // Answered as stored: the controller writes times in one form.
+    state
+        .lights
+        .schedules()
+        .await?
+        .into_iter()
+        .find(|s| s.outlet == outlet)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "the schedule of {outlet:?} was removed at the same time"
+            ))
+        })
+}
+
+async fn schedules_delete(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(outlet): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .lights
+        .delete_schedule(&outlet, Source::Admin(admin.username))
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
