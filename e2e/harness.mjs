@@ -29,7 +29,7 @@ export async function waitFor(what, check, { timeoutMs = 20000, intervalMs = 100
 /** A tinsel server on ports the OS picks; in a fresh data dir unless given one. */
 export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(tmpdir(), 'tinsel-e2e-')) } = {}) {
   const child = spawn(bin, [
-    'serve', '--rtmp-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0',
+    'serve', '--rtmp-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--webrtc-udp-port', '0',
     '--data-dir', dataDir, '--site-dir', siteDir, '--stream', `tree=${KEY}`, ...extraArgs,
   ], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, RUST_LOG: 'info' } });
   const logs = [];
@@ -41,8 +41,9 @@ export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(t
   });
   const rtmp = await address('RTMP listening');
   const http = await address('HTTP listening');
+  const webrtcUdp = await address('WebRTC UDP listening');
   return {
-    rtmp, http, logs, dataDir,
+    rtmp, http, webrtcUdp, logs, dataDir,
     url: (path = '/') => `http://${http}${path}`,
     publishUrl: `rtmp://${rtmp}/live/${KEY}`,
     async stop() {

@@ -61,6 +61,10 @@ async function stats(page) {
   return page.evaluate(async () => Promise.all(window.viewers.map(async ({ pc, video }) => {
     const report = await pc.getStats();
     const out = { state: pc.connectionState, width: video.videoWidth, frames: video.getVideoPlaybackQuality().totalVideoFrames };
+    let pair;
+    report.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId); });
+    const remote = pair && report.get(pair.remoteCandidateId);
+    out.remote = remote ? `${remote.protocol} ${remote.address}:${remote.port}` : null;
     report.forEach((s) => {
       if (s.type === 'inbound-rtp' && s.kind === 'video') {
         out.framesDecoded = s.framesDecoded;
@@ -133,9 +137,59 @@ test('20 viewers at once, and one that vanishes without DELETE is cleaned up', a
   await waitFor('all 20 decoding', async () => (await stats(page)).every((s) => s.framesDecoded > 30), { timeoutMs: 30000 });
   const count = async () => (await (await fetch(server.url('/api/streams'))).json())[0].viewers.webrtc;
   assert.equal(await count(), 20);
-  console.log('20 WHEP viewers all decoding');
+  // One UDP port on the server for all of them (a load balancer needs one).
+  const port = server.webrtcUdp.split(':').pop();
+  const remotes = new Set((await stats(page)).map((s) => s.remote));
+  assert.deepEqual([...remotes], [`udp ${process.env.TINSEL_WEBRTC_IP ?? '127.0.0.1'}:${port}`]);
+  console.log(`20 WHEP viewers all decoding, all from ${[...remotes][0]}`);
   await page.close();
   await waitFor('the vanished viewers to be cleaned up', async () => (await count()) === 0, { timeoutMs: 60000 });
+});
+
+test('the shared UDP port also works bound to every address (the default)', async () => {
+  // In this namespace the only address besides loopback is the test one.
+  const wide = await startServer(['--webrtc-ip', '0.0.0.0']);
+  const widePublisher = startPublisher(wide.publishUrl);
+  try {
+    await waitFor('the stream to go live', async () => (await (await fetch(wide.url('/api/streams'))).json())[0]?.video);
+    const page = await browser.newPage();
+    await page.goto(wide.url('/healthz'));
+    await watch(page, wide.url('/whep/tree'), 2);
+    await waitFor('both decoding', async () => (await stats(page)).every((s) => s.framesDecoded > 30), { timeoutMs: 30000 });
+    const port = wide.webrtcUdp.split(':').pop();
+    for (const s of await stats(page)) assert.match(s.remote, new RegExp(`^udp [0-9.]+:${port}$`));
+    console.log(`bound to 0.0.0.0: 2 viewers decoding from ${(await stats(page))[0].remote}`);
+    await page.close();
+  } finally {
+    widePublisher.stop();
+    await wide.stop();
+  }
+});
+
+test('behind 1:1 NAT the answer names the public address on the shared port', async () => {
+  const natted = await startServer(['--webrtc-ip', process.env.TINSEL_WEBRTC_IP ?? '127.0.0.1', '--webrtc-public-ip', '203.0.113.9']);
+  const nattedPublisher = startPublisher(natted.publishUrl);
+  try {
+    await waitFor('the stream to go live', async () => (await (await fetch(natted.url('/api/streams'))).json())[0]?.video);
+    const page = await browser.newPage();
+    await page.goto(natted.url('/healthz'));
+    const answer = await page.evaluate(async (url) => {
+      const pc = new RTCPeerConnection();
+      pc.addTransceiver('video', { direction: 'recvonly' });
+      await pc.setLocalDescription(await pc.createOffer());
+      const response = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/sdp' }, body: pc.localDescription.sdp });
+      await fetch(new URL(response.headers.get('Location'), url), { method: 'DELETE' });
+      return response.text();
+    }, natted.url('/whep/tree'));
+    const udp = answer.split('\r\n').filter((l) => l.startsWith('a=candidate') && / udp /i.test(l));
+    const port = natted.webrtcUdp.split(':').pop();
+    assert.ok(udp.length > 0, answer);
+    for (const line of udp) assert.match(line, new RegExp(` 203\\.0\\.113\\.9 ${port} typ host`));
+    await page.close();
+  } finally {
+    nattedPublisher.stop();
+    await natted.stop();
+  }
 });
 
 test('ICE over TCP when UDP is out of reach', async () => {
@@ -146,7 +200,7 @@ test('ICE over TCP when UDP is out of reach', async () => {
   const protocol = await page.evaluate(async () => {
     const report = await window.viewers[0].pc.getStats();
     let pair;
-    report.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') pair = s; });
+    report.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId); });
     return pair && report.get(pair.remoteCandidateId)?.protocol;
   });
   assert.equal(protocol, 'tcp');

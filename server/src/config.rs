@@ -22,6 +22,8 @@ pub const DEFAULT_HTTP_LISTEN: &str = "[::]:8080";
 pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_SITE_DIR: &str = "target/site";
 pub const DEFAULT_STREAM: &str = "tree";
+/// WebRTC's shared UDP port, as other WebRTC servers (MediaMTX) use it.
+pub const DEFAULT_WEBRTC_UDP_PORT: u16 = 8189;
 /// The RTMP application that publish and play URLs use: `rtmp://HOST/live/...`.
 pub const RTMP_APP: &str = "live";
 
@@ -160,6 +162,10 @@ pub struct ServeArgs {
     /// candidate; 0.0.0.0 means every interface but loopback [default: 0.0.0.0]
     #[arg(long, env = "TINSEL_WEBRTC_IP", value_name = "IP")]
     pub webrtc_ip: Option<String>,
+    /// The one UDP port every WebRTC session uses; 0 picks a free port
+    /// [default: 8189]
+    #[arg(long, env = "TINSEL_WEBRTC_UDP_PORT", value_name = "PORT")]
+    pub webrtc_udp_port: Option<u16>,
     /// The public address WebRTC viewers are told to use, for a server behind
     /// 1:1 NAT (a cloud VM with a floating IP) [default: none]
     #[arg(long, env = "TINSEL_WEBRTC_PUBLIC_IP", value_name = "IP")]
@@ -212,6 +218,7 @@ pub struct RawConfig {
     pub hls_part_target_ms: Option<u64>,
     pub hls_window_segments: Option<usize>,
     pub webrtc_ip: Option<String>,
+    pub webrtc_udp_port: Option<u16>,
     pub webrtc_public_ip: Option<String>,
     #[serde(default)]
     pub ice_servers: Vec<String>,
@@ -480,6 +487,10 @@ impl Config {
             },
             webrtc: WhepSettings {
                 udp_ip,
+                udp_port: args
+                    .webrtc_udp_port
+                    .or(raw.webrtc_udp_port)
+                    .unwrap_or(DEFAULT_WEBRTC_UDP_PORT),
                 public_ip,
                 ice_servers,
             },

@@ -58,6 +58,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Listeners {
     pub rtmp: TcpListener,
     pub http: TcpListener,
+    /// The one UDP port of every WebRTC session.
+    pub webrtc_udp: std::net::UdpSocket,
 }
 
 /// Serves until `token` is cancelled, then shuts down gracefully.
@@ -101,9 +103,13 @@ pub async fn run(
         ));
         feeds.insert(stream.name.clone(), feed);
     }
+    let mux = webrtc::udp_mux::UdpMux::new(listeners.webrtc_udp)?;
+    info!(addr = %mux.local_addr(), "WebRTC UDP listening");
+    tracker.spawn(Arc::clone(&mux).run(token.child_token()));
     let whep = webrtc::whep::Whep::new(
         feeds,
         config.webrtc.clone(),
+        mux,
         tracker.clone(),
         token.child_token(),
     );

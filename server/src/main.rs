@@ -43,6 +43,10 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
         let listeners = tinsel::Listeners {
             rtmp: bind(config.rtmp_listen, "RTMP", "--rtmp-listen").await?,
             http: bind(config.http_listen, "HTTP", "--http-listen").await?,
+            webrtc_udp: bind_udp(SocketAddr::new(
+                config.webrtc.udp_ip,
+                config.webrtc.udp_port,
+            ))?,
         };
         print_new_keys(&config, &new_keys, listeners.rtmp.local_addr()?);
         let token = CancellationToken::new();
@@ -107,6 +111,26 @@ async fn bind(addr: SocketAddr, what: &str, flag: &str) -> anyhow::Result<TcpLis
         anyhow::anyhow!("cannot listen for {what} on {addr}: {hint}")
     })?;
     Ok(socket.listen(1024)?)
+}
+
+/// Binds WebRTC's shared UDP port.
+fn bind_udp(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
+    let domain = socket2::Domain::for_address(addr);
+    let socket = socket2::Socket::new(domain, socket2::Type::DGRAM, Some(socket2::Protocol::UDP))
+        .context("cannot open the WebRTC UDP socket")?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    socket.bind(&addr.into()).map_err(|err| {
+        let hint = if err.kind() == std::io::ErrorKind::AddrInUse {
+            "the port is already taken; stop the other program or choose another with --webrtc-udp-port".to_string()
+        } else {
+            err.to_string()
+        };
+        anyhow::anyhow!("cannot listen for WebRTC on UDP {addr}: {hint}")
+    })?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// The first start made a key: show it once, with what to paste into OBS.

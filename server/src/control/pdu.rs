@@ -140,7 +140,8 @@ pub enum PduError {
 pub enum Pdu {
     Snmp {
         name: String,
-        client: SnmpClient,
+        /// Boxed: the SNMP target is much larger than the simulated variant.
+        client: Box<SnmpClient>,
         model: Model,
     },
     /// Outlets that exist only in the database, for trying things out.
@@ -152,7 +153,7 @@ impl Pdu {
         match &config.kind {
             PduKind::Snmp { target, model } => Pdu::Snmp {
                 name: config.name.clone(),
-                client: SnmpClient::new(&config.name, target.clone()),
+                client: Box::new(SnmpClient::new(&config.name, target.clone())),
                 model: model.clone(),
             },
             PduKind::Simulated => Pdu::Simulated {

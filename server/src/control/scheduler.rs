@@ -40,11 +40,9 @@ pub async fn run(lights: Lights, token: CancellationToken) {
         };
         tokio::select! {
             () = token.cancelled() => return,
-            () = lights.inner.schedules_changed.notified() => {
-                // A new or changed schedule was applied when it was set.
-                last = lights.now();
-                continue;
-            }
+            // A new or changed schedule was applied when it was set; look
+            // again with the new list (after the old list's due transitions).
+            () = lights.inner.schedules_changed.notified() => {}
             () = tokio::time::sleep(wait) => {}
         }
         let now = lights.now();

@@ -16,7 +16,7 @@ use crate::control::settings::{SnmpAuth, SnmpTarget};
 #[derive(Debug, thiserror::Error)]
 pub enum SnmpError {
     #[error(
-        "PDU {pdu} ({address}) did not answer in {waited}; check that it is on and reachable, and that the {credentials} is right"
+        "PDU {pdu} ({address}) did not answer in {waited}; check that it is on and reachable, and that the {credentials} right"
     )]
     NoAnswer {
         pdu: String,
@@ -31,6 +31,14 @@ pub enum SnmpError {
         status: &'static str,
         code: u32,
         oid: String,
+    },
+    #[error(
+        "PDU {pdu} ({address}) turned down the SNMP v3 credentials ({what}); check user, auth_password, priv_password and the protocols"
+    )]
+    Credentials {
+        pdu: String,
+        address: String,
+        what: String,
     },
     #[error("PDU {pdu} ({address}) answered something unexpected for {oid}: {what}")]
     Unexpected {
@@ -102,8 +110,8 @@ impl SnmpClient {
             address: self.target.address.clone(),
             waited: waited(self.target.timeout * tries, tries),
             credentials: match self.target.auth {
-                SnmpAuth::V2c { .. } => "community",
-                SnmpAuth::V3 { .. } => "user and passwords",
+                SnmpAuth::V2c { .. } => "community is",
+                SnmpAuth::V3 { .. } => "user and passwords are",
             },
         })
     }
@@ -216,6 +224,11 @@ impl SnmpClient {
             snmp2::Error::Send | snmp2::Error::Receive | snmp2::Error::RequestIdMismatch => {
                 TryError::Retry
             }
+            snmp2::Error::AuthFailure(kind) => TryError::Final(SnmpError::Credentials {
+                pdu: self.pdu.clone(),
+                address: self.target.address.clone(),
+                what: kind.to_string(),
+            }),
             other => TryError::Final(SnmpError::Unexpected {
                 pdu: self.pdu.clone(),
                 address: self.target.address.clone(),

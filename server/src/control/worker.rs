@@ -3,22 +3,27 @@
 //! Commands for the PDU queue here and run one at a time, so two switches of
 //! one PDU never cross; a PDU that does not answer holds up only this queue.
 //! Every switch is read back. A poll reads all outlets now and then, so a
-//! switch made at the PDU itself shows up too.
+//! switch made at the PDU itself shows up too. The poll runs beside the
+//! commands, so a command to a dead PDU fails in its own time limit rather
+//! than after a poll's; a poll's answer is dropped for an outlet switched
+//! since the poll began, as the switch's read-back is newer.
 //!
 //! Flash: the outlet goes on, and after the given seconds back to the state
 //! it had. The relay guard checks both switches when the flash starts and
 //! never refuses the return. A flash of an outlet that is already flashing
 //! extends it; any other command ends the flash, and its state stands.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior, interval_at, sleep_until};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::control::guard::{GuardSettings, RelayGuard};
-use crate::control::pdu::Pdu;
+use crate::control::pdu::{Pdu, PduError};
 use crate::control::{Action, Audit, ControlError, OutletState, Source};
 
 pub enum Request {
@@ -42,6 +47,8 @@ struct Slot {
     error: Option<String>,
     guard: RelayGuard,
     flash: Option<Flash>,
+    /// Counts sets, so a poll that began before one is not believed after it.
+    sets: u64,
 }
 
 struct Flash {
@@ -50,8 +57,11 @@ struct Flash {
     source: Source,
 }
 
+/// A poll's answer, with each outlet's set count when it began.
+type PollResult = (Vec<u64>, Result<Vec<bool>, PduError>);
+
 pub struct Worker {
-    pdu: Pdu,
+    pdu: Arc<Pdu>,
     slots: Vec<Slot>,
     guard: GuardSettings,
     poll: Duration,
@@ -80,10 +90,11 @@ impl Worker {
                 error: None,
                 guard: RelayGuard::new(guard),
                 flash: None,
+                sets: 0,
             })
             .collect();
         Self {
-            pdu,
+            pdu: Arc::new(pdu),
             slots,
             guard,
             poll,
@@ -98,9 +109,12 @@ impl Worker {
         if self.slots.is_empty() {
             return;
         }
-        self.refresh().await;
+        let first = self.poll_all().await;
+        self.apply_poll(first);
         let mut poll = interval_at(Instant::now() + self.poll, self.poll);
         poll.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // At most one poll at a time; dropping the set at the end stops it.
+        let mut polls: JoinSet<PollResult> = JoinSet::new();
         loop {
             let flash_ends = self
                 .slots
@@ -117,7 +131,14 @@ impl Worker {
                     }
                     None => break,
                 },
-                _ = poll.tick() => self.refresh().await,
+                _ = poll.tick(), if polls.is_empty() => {
+                    polls.spawn(self.poll_all());
+                }
+                Some(done) = polls.join_next(), if !polls.is_empty() => {
+                    if let Ok(result) = done {
+                        self.apply_poll(result);
+                    }
+                }
                 () = sleep_until(flash_ends.unwrap_or_else(far_future)), if flash_ends.is_some() => {
                     self.end_flashes(Instant::now()).await;
                 }
@@ -154,13 +175,15 @@ impl Worker {
                     return Ok(self.state(s));
                 }
                 self.check_guard(s, now, 2)?;
-                let state = self.switch(s, true, now).await?;
+                let result = self.switch(s, true, now).await;
+                // Even after a failure: the set may have landed before the
+                // answer was lost, and the tree must not stay on.
                 self.slots[s].flash = Some(Flash {
                     until,
                     back_to,
                     source,
                 });
-                Ok(state)
+                result
             }
             Action::On | Action::Off | Action::Toggle => {
                 let target = match action {
@@ -198,6 +221,7 @@ impl Worker {
     ) -> Result<OutletState, ControlError> {
         let index = self.slots[s].index;
         let before = self.slots[s].on;
+        self.slots[s].sets += 1;
         if let Err(err) = self.pdu.set(index, on).await {
             // The set may or may not have happened before the failure.
             return Err(self.fail(s, err.to_string()));
@@ -231,30 +255,28 @@ impl Worker {
         ControlError::Unreachable { outlet, message }
     }
 
-    /// Reads every outlet of the PDU in one request.
-    async fn refresh(&mut self) {
+    /// Reads every outlet of the PDU in one request, without holding `self`.
+    fn poll_all(&self) -> impl Future<Output = PollResult> + Send + 'static {
+        let pdu = Arc::clone(&self.pdu);
         let indexes: Vec<u32> = self.slots.iter().map(|s| s.index).collect();
-        match self.pdu.read(&indexes).await {
-            Ok(states) => {
-                for (slot, on) in self.slots.iter_mut().zip(states) {
-                    slot.on = Some(on);
-                    slot.error = None;
-                }
+        let sets: Vec<u64> = self.slots.iter().map(|s| s.sets).collect();
+        async move { (sets, pdu.read(&indexes).await) }
+    }
+
+    fn apply_poll(&mut self, (sets, result): PollResult) {
+        let message = result.as_ref().err().map(ToString::to_string);
+        if let Some(message) = &message
+            && self.slots.iter().all(|s| s.error.as_ref() != Some(message))
+        {
+            warn!(cause = %message, "PDU poll failed");
+        }
+        let states = result.ok();
+        for (i, slot) in self.slots.iter_mut().enumerate() {
+            if slot.sets != sets[i] {
+                continue;
             }
-            Err(err) => {
-                let message = err.to_string();
-                if self
-                    .slots
-                    .iter()
-                    .all(|s| s.error.as_ref() != Some(&message))
-                {
-                    warn!(cause = %message, "PDU poll failed");
-                }
-                for slot in &mut self.slots {
-                    slot.on = None;
-                    slot.error = Some(message.clone());
-                }
-            }
+            slot.on = states.as_ref().map(|v| v[i]);
+            slot.error.clone_from(&message);
         }
         self.publish();
     }

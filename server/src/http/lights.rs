@@ -29,3 +29,46 @@ impl From<ControlError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    #[test]
+    fn control_errors_become_the_statuses_the_admin_panel_expects() {
+        let cases = [
+            (
+                ControlError::UnknownOutlet("x".into()),
+                StatusCode::NOT_FOUND,
+            ),
+            (ControlError::NoSchedule("x".into()), StatusCode::NOT_FOUND),
+            (ControlError::Invalid("bad".into()), StatusCode::BAD_REQUEST),
+            (
+                ControlError::Unreachable {
+                    outlet: "x".into(),
+                    message: "no answer".into(),
+                },
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                ControlError::Database(sqlx::Error::PoolClosed),
+                StatusCode::INTERNAL_SERVER_ERROR,
+            ),
+        ];
+        for (err, status) in cases {
+            assert_eq!(ApiError::from(err).into_response().status(), status);
+        }
+        let guard = ApiError::from(ControlError::Guard {
+            outlet: "x".into(),
+            switches: 10,
+            window_s: 60,
+            retry_after_s: 23,
+        })
+        .into_response();
+        assert_eq!(guard.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(guard.headers()["retry-after"], "23");
+    }
+}

@@ -5,6 +5,7 @@
 //! - [`keyframe`]: keyframe requests from viewers, passed up from RTCP.
 //! - [`opus`]: AAC to Opus, once per stream, since browsers do not play AAC over WebRTC.
 //! - [`packetize`]: H.264 access units to RTP payloads, once per stream.
+//! - [`udp_mux`]: every session's UDP on one port.
 //! - [`sdp`]: the H.264 payload type and fmtp line to answer an offer with.
 
 pub mod feed;
@@ -12,4 +13,5 @@ pub mod keyframe;
 pub mod opus;
 pub mod packetize;
 pub mod sdp;
+pub mod udp_mux;
 pub mod whep;

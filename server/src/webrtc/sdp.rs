@@ -457,6 +457,29 @@ fn advice(usable: &[(u8, Fmtp)]) -> String {
     }
 }
 
+/// The answer with every host candidate's address replaced by `public`: for
+/// a server behind 1:1 NAT, whose viewers must be told the outside address.
+/// (The `webrtc` crate keeps a 1:1 NAT setting but does not apply it.)
+pub fn with_public_address(answer: &str, public: std::net::IpAddr) -> String {
+    let public = public.to_string();
+    answer
+        .split_inclusive('\n')
+        .map(|line| {
+            let mut fields: Vec<&str> = line.split(' ').collect();
+            let is_host = line.starts_with("a=candidate:")
+                && fields.len() >= 8
+                && fields[6] == "typ"
+                && fields[7].trim_end() == "host";
+            if is_host {
+                fields[4] = &public;
+                fields.join(" ")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -823,5 +846,17 @@ mod tests {
         ];
         let params = crate::media::codec::video_params(&record).unwrap();
         assert_eq!(chosen(SAFARI_OFFER, &params), (98, "42c00d".into()));
+    }
+
+    #[test]
+    fn a_public_address_replaces_host_candidates() {
+        let answer = "v=0\r\n\
+            a=candidate:1 1 udp 2130706431 10.0.0.5 8189 typ host\r\n\
+            a=candidate:2 1 tcp 1671430143 10.0.0.5 40999 typ host tcptype passive\r\n\
+            a=candidate:3 1 udp 1694498815 198.51.100.1 8189 typ srflx raddr 0.0.0.0 rport 0\r\n";
+        let public = with_public_address(answer, "203.0.113.9".parse().unwrap());
+        assert!(public.contains("a=candidate:1 1 udp 2130706431 203.0.113.9 8189 typ host\r\n"));
+        assert!(public.contains(" 203.0.113.9 40999 typ host tcptype passive\r\n"));
+        assert!(public.contains(" 198.51.100.1 8189 typ srflx"));
     }
 }

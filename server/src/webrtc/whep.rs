@@ -26,13 +26,14 @@ use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceCandidateType, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription, Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
+    Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use super::feed::{Feed, Unit};
 use super::keyframe::{self, KeyframeRequests};
 use super::sdp::{self, SdpError};
+use super::udp_mux::UdpMux;
 
 /// How long the server gathers its ICE candidates before answering.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -61,6 +62,8 @@ pub enum WhepError {
 pub struct WhepSettings {
     /// The address UDP sockets bind to, and so the host candidate offered.
     pub udp_ip: IpAddr,
+    /// The one UDP port all sessions share (see [`super::udp_mux`]).
+    pub udp_port: u16,
     /// The public address of a host behind 1:1 NAT, announced instead.
     pub public_ip: Option<IpAddr>,
     /// STUN and TURN servers announced to viewers (in the WHEP answer's Link
@@ -79,6 +82,7 @@ pub struct Whep {
     feeds: Arc<HashMap<String, Arc<Feed>>>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     settings: Arc<WhepSettings>,
+    mux: Arc<UdpMux>,
     tracker: TaskTracker,
     token: CancellationToken,
 }
@@ -87,6 +91,7 @@ impl Whep {
     pub fn new(
         feeds: HashMap<String, Arc<Feed>>,
         settings: WhepSettings,
+        mux: Arc<UdpMux>,
         tracker: TaskTracker,
         token: CancellationToken,
     ) -> Self {
@@ -94,6 +99,7 @@ impl Whep {
             feeds: Arc::new(feeds),
             sessions: Arc::default(),
             settings: Arc::new(settings),
+            mux,
             tracker,
             token,
         }
@@ -205,14 +211,9 @@ impl Whep {
         let config = RTCConfigurationBuilder::new().build();
         // No mDNS: a server offers its address as it is (and a host without a
         // multicast-capable interface cannot open the mDNS socket at all).
-        let mut settings = SettingEngineBuilder::new()
+        let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_include_loopback_candidate(self.settings.udp_ip.is_loopback());
-        if let Some(public) = self.settings.public_ip {
-            // 1:1 NAT: viewers are told the public address instead of the local one.
-            settings =
-                settings.with_nat_1to1_ips(vec![public.to_string()], RTCIceCandidateType::Host);
-        }
         let (events_tx, events) = mpsc::unbounded_channel();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
@@ -220,6 +221,9 @@ impl Whep {
             .with_media_engine(media)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Events(events_tx)))
+            // The socket bound here only names the session; its media
+            // travels through the shared port.
+            .with_runtime(self.mux.runtime())
             .with_udp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
             // Passive ICE-TCP candidates too (RFC 6544), for viewers on
             // networks that block UDP.
@@ -302,7 +306,12 @@ impl Whep {
             whep.sessions().remove(&session);
             info!(session = %session, "WebRTC viewer left");
         });
-        Ok((id, answer_with(&local.sdp, h264.payload_type, &h264.fmtp)))
+        let mut answer = self.mux.route_answer(&local.sdp);
+        if let Some(public) = self.settings.public_ip {
+            // 1:1 NAT: viewers are told the public address instead of the local one.
+            answer = sdp::with_public_address(&answer, public);
+        }
+        Ok((id, answer_with(&answer, h264.payload_type, &h264.fmtp)))
     }
 }
 

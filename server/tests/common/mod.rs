@@ -34,6 +34,8 @@ impl Server {
                 "127.0.0.1:0",
                 "--http-listen",
                 "127.0.0.1:0",
+                "--webrtc-udp-port",
+                "0",
             ])
             .arg("--data-dir")
             .arg(&data_dir)
@@ -64,7 +66,7 @@ impl Server {
         server
     }
 
-    fn wait_for_address(&self, marker: &str) -> SocketAddr {
+    pub fn wait_for_address(&self, marker: &str) -> SocketAddr {
         let line = wait_for(
             Duration::from_secs(20),
             &format!("log line {marker:?}"),

@@ -1,0 +1,543 @@
+//! One UDP port for every WebRTC session.
+//!
+//! The `webrtc` crate binds a UDP socket per peer connection, so every viewer
+//! would need a port of their own, and a node behind a load balancer a whole
+//! range. Its I/O goes through a [`Runtime`], though, and that is where the
+//! sessions are folded onto one socket:
+//!
+//! - A peer connection still binds its own ephemeral socket. [`MuxRuntime`]
+//!   keeps that socket only to reserve a unique address (the name the ICE
+//!   agent gives its host candidate) and hands back a [`SessionSocket`] whose
+//!   datagrams all travel through the shared socket.
+//! - The WHEP answer's host candidates are rewritten to the shared port, and
+//!   the answer's ICE ufrag is tied to the session's reserved address.
+//! - An incoming datagram finds its session by its remote address. The first
+//!   one from a new remote is always an ICE connectivity check (a STUN Binding
+//!   request) whose USERNAME starts with our ufrag (RFC 8445, 7.2.2); that
+//!   teaches the route. A STUN request the session sends teaches it too, so
+//!   the answers to the server's own checks come home.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::io::{self, IoSliceMut};
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+use webrtc::runtime::{
+    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
+    TokioRuntime, Transmit,
+};
+
+/// Datagrams waiting for one session before new ones are dropped (UDP may drop).
+const SESSION_QUEUE: usize = 512;
+/// Large enough for a GRO batch of full-size datagrams.
+const RECV_BUFFER: usize = 64 * 1024;
+
+/// The shared socket and the routes from remote addresses to sessions.
+pub struct UdpMux {
+    socket: Arc<dyn AsyncUdpSocket>,
+    local: SocketAddr,
+    routes: Mutex<Routes>,
+}
+
+#[derive(Default)]
+struct Routes {
+    /// Every session socket, by its reserved address.
+    sessions: HashMap<SocketAddr, mpsc::Sender<Datagram>>,
+    /// Session sockets whose answer has gone out, by the answer's ICE ufrag.
+    ufrags: HashMap<String, Vec<SocketAddr>>,
+    /// (remote address, our IP it talks to) → the session socket.
+    remotes: HashMap<(SocketAddr, IpAddr), SocketAddr>,
+}
+
+struct Datagram {
+    from: SocketAddr,
+    data: Bytes,
+}
+
+impl fmt::Debug for UdpMux {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpMux")
+            .field("local", &self.local)
+            .finish()
+    }
+}
+
+impl UdpMux {
+    /// Takes over a bound socket. Call inside the Tokio runtime.
+    ///
+    /// # Errors
+    /// The socket cannot be registered with the runtime.
+    pub fn new(socket: std::net::UdpSocket) -> io::Result<Arc<Self>> {
+        let local = socket.local_addr()?;
+        // Tokio's socket through the crate's own wrapper: it reports each
+        // datagram's destination IP and can choose the source IP, which a
+        // socket on 0.0.0.0 needs to answer from the address it was asked on.
+        let socket = TokioRuntime.wrap_udp_socket(socket)?;
+        Ok(Arc::new(Self {
+            socket,
+            local,
+            routes: Mutex::default(),
+        }))
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// The runtime peer connections must be built with to use this socket.
+    pub fn runtime(self: &Arc<Self>) -> Arc<dyn Runtime> {
+        Arc::new(MuxRuntime {
+            mux: Arc::clone(self),
+        })
+    }
+
+    fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Our IP a session socket's traffic uses on the shared socket.
+    fn local_ip_for(&self, reserved: SocketAddr) -> IpAddr {
+        if self.local.ip().is_unspecified() {
+            reserved.ip()
+        } else {
+            self.local.ip()
+        }
+    }
+
+    /// Ties the answer's ICE ufrag to the session sockets its host candidates
+    /// name, and returns the answer with those candidates on the shared port.
+    pub fn route_answer(&self, answer: &str) -> String {
+        let Some(ufrag) = sdp_ice_ufrag(answer) else {
+            return answer.to_string();
+        };
+        let ports = sdp_udp_candidate_ports(answer);
+        let mut routes = self.routes();
+        let claimed: Vec<SocketAddr> = routes.ufrags.values().flatten().copied().collect();
+        let mine: Vec<SocketAddr> = routes
+            .sessions
+            .keys()
+            .filter(|addr| ports.contains(&addr.port()) && !claimed.contains(addr))
+            .copied()
+            .collect();
+        debug!(ufrag, sockets = ?mine, "WebRTC session routed through the shared UDP port");
+        routes.ufrags.insert(ufrag.to_string(), mine);
+        drop(routes);
+        rewrite_udp_candidate_ports(answer, &ports, self.local.port())
+    }
+
+    /// Receives on the shared socket and hands each datagram to its session
+    /// until `token` is cancelled.
+    pub async fn run(self: Arc<Self>, token: CancellationToken) {
+        let mut buffer = vec![0u8; RECV_BUFFER];
+        loop {
+            let mut meta = [RecvMeta::default()];
+            let received = {
+                let recv = std::future::poll_fn(|cx| {
+                    let mut bufs = [IoSliceMut::new(&mut buffer)];
+                    self.socket.poll_recv(cx, &mut bufs, &mut meta)
+                });
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    received = recv => received,
+                }
+            };
+            match received {
+                Ok(0) => {}
+                Ok(_) => {
+                    let meta = meta[0];
+                    let dst = meta.dst_ip.unwrap_or(self.local.ip());
+                    // A GRO batch holds several datagrams of `stride` bytes.
+                    for datagram in buffer[..meta.len].chunks(meta.stride.max(1)) {
+                        self.deliver(meta.addr, dst, datagram);
+                    }
+                }
+                Err(err) if is_transient(&err) => {}
+                Err(err) => {
+                    warn!(%err, addr = %self.local, "WebRTC UDP socket failed; retrying");
+                    tokio::select! {
+                        () = token.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, from: SocketAddr, dst: IpAddr, datagram: &[u8]) {
+        let dst = if self.local.ip().is_unspecified() {
+            dst
+        } else {
+            self.local.ip()
+        };
+        let mut routes = self.routes();
+        let known = routes.remotes.get(&(from, dst)).copied();
+        let session = match known {
+            Some(session) => Some(session),
+            None => stun_local_ufrag(datagram)
+                .and_then(|ufrag| routes.ufrags.get(ufrag))
+                .and_then(|sockets| {
+                    sockets
+                        .iter()
+                        .find(|s| self.local_ip_for(**s) == dst)
+                        .or(sockets.first())
+                        .copied()
+                })
+                .inspect(|&session| {
+                    routes.remotes.insert((from, dst), session);
+                }),
+        };
+        let Some(sender) = session.and_then(|s| routes.sessions.get(&s)) else {
+            return;
+        };
+        // Full queue: drop, as a congested network would.
+        let _ = sender.try_send(Datagram {
+            from,
+            data: Bytes::copy_from_slice(datagram),
+        });
+    }
+
+    fn register(&self, reserved: SocketAddr) -> mpsc::Receiver<Datagram> {
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        self.routes().sessions.insert(reserved, tx);
+        rx
+    }
+
+    fn learn(&self, remote: SocketAddr, reserved: SocketAddr) {
+        let key = (remote, self.local_ip_for(reserved));
+        self.routes().remotes.insert(key, reserved);
+    }
+
+    fn forget(&self, reserved: SocketAddr) {
+        let mut routes = self.routes();
+        routes.sessions.remove(&reserved);
+        routes.remotes.retain(|_, s| *s != reserved);
+        routes.ufrags.retain(|_, sockets| {
+            sockets.retain(|s| *s != reserved);
+            !sockets.is_empty()
+        });
+    }
+
+    /// Sessions currently routed (for tests and logs).
+    pub fn sessions(&self) -> usize {
+        self.routes().sessions.len()
+    }
+}
+
+/// What the driver treats as a passing hiccup of a socket shared by many peers.
+fn is_transient(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::TimedOut
+    )
+}
+
+/// One peer connection's view of the shared socket.
+struct SessionSocket {
+    mux: Arc<UdpMux>,
+    /// Held only so that no other socket takes this address.
+    _reserved: std::net::UdpSocket,
+    addr: SocketAddr,
+    inbox: Mutex<mpsc::Receiver<Datagram>>,
+}
+
+impl fmt::Debug for SessionSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionSocket")
+            .field("addr", &self.addr)
+            .field("shared", &self.mux.local)
+            .finish()
+    }
+}
+
+impl Drop for SessionSocket {
+    fn drop(&mut self) {
+        self.mux.forget(self.addr);
+    }
+}
+
+impl AsyncUdpSocket for SessionSocket {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.addr)
+    }
+
+    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
+        if is_stun(transmit.contents) {
+            self.mux.learn(transmit.destination, self.addr);
+        }
+        let src_ip = if self.mux.local.ip().is_unspecified() {
+            Some(self.addr.ip())
+        } else {
+            transmit.src_ip
+        };
+        let transmit = Transmit {
+            destination: transmit.destination,
+            ecn: transmit.ecn,
+            contents: transmit.contents,
+            segment_size: transmit.segment_size,
+            src_ip,
+        };
+        self.mux.socket.poll_send(cx, &transmit)
+    }
+
+    fn poll_recv(
+        &self,
+        cx: &mut Context<'_>,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> Poll<io::Result<usize>> {
+        let capacity = bufs.len().min(meta.len());
+        if capacity == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
+        let mut filled = 0;
+        while filled < capacity {
+            let datagram = if filled == 0 {
+                match inbox.poll_recv(cx) {
+                    Poll::Ready(Some(datagram)) => datagram,
+                    Poll::Ready(None) => {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::NotConnected,
+                            "the shared WebRTC socket is closed",
+                        )));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            } else {
+                match inbox.try_recv() {
+                    Ok(datagram) => datagram,
+                    Err(_) => break,
+                }
+            };
+            let len = datagram.data.len().min(bufs[filled].len());
+            bufs[filled][..len].copy_from_slice(&datagram.data[..len]);
+            let mut m = RecvMeta::default();
+            m.addr = datagram.from;
+            m.len = len;
+            m.stride = len.max(1);
+            m.dst_ip = Some(self.addr.ip());
+            meta[filled] = m;
+            filled += 1;
+        }
+        Poll::Ready(Ok(filled))
+    }
+}
+
+/// Tokio, except that UDP sockets become [`SessionSocket`]s on the mux.
+#[derive(Debug)]
+struct MuxRuntime {
+    mux: Arc<UdpMux>,
+}
+
+impl Runtime for MuxRuntime {
+    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
+        TokioRuntime.spawn(future)
+    }
+
+    fn spawn_reactor(
+        &self,
+        reactor_pool_size: usize,
+        future: Pin<Box<dyn Future<Output = ()> + Send>>,
+    ) -> Box<dyn JoinHandle> {
+        TokioRuntime.spawn_reactor(reactor_pool_size, future)
+    }
+
+    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
+        let addr = socket.local_addr()?;
+        let inbox = self.mux.register(addr);
+        Ok(Arc::new(SessionSocket {
+            mux: Arc::clone(&self.mux),
+            _reserved: socket,
+            addr,
+            inbox: Mutex::new(inbox),
+        }))
+    }
+
+    fn wrap_tcp_listener(
+        &self,
+        listener: std::net::TcpListener,
+    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
+        TokioRuntime.wrap_tcp_listener(listener)
+    }
+
+    fn connect_tcp<'a>(
+        &'a self,
+        remote_addr: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
+        TokioRuntime.connect_tcp(remote_addr)
+    }
+
+    fn resolve_host<'a>(
+        &'a self,
+        host: &'a str,
+    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        TokioRuntime.resolve_host(host)
+    }
+
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.sleep(duration)
+    }
+
+    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
+        TokioRuntime.interval(period)
+    }
+
+    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
+        TokioRuntime.block_on(future);
+    }
+
+    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
+        TokioRuntime.yield_now()
+    }
+
+    fn name(&self) -> &'static str {
+        "tokio, one UDP port"
+    }
+}
+
+/// STUN messages start with two zero bits and carry the magic cookie
+/// (RFC 8489, 5); RTP, RTCP and DTLS never do.
+fn is_stun(packet: &[u8]) -> bool {
+    packet.len() >= 20 && packet[0] & 0xC0 == 0 && packet[4..8] == [0x21, 0x12, 0xA4, 0x42]
+}
+
+/// The receiver's ufrag from a STUN Binding request's USERNAME
+/// (`RECEIVER:SENDER`, RFC 8445, 7.2.2).
+fn stun_local_ufrag(packet: &[u8]) -> Option<&str> {
+    const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
+    const USERNAME: u16 = 0x0006;
+    if !is_stun(packet) || packet[0..2] != BINDING_REQUEST {
+        return None;
+    }
+    let length = usize::from(u16::from_be_bytes([packet[2], packet[3]]));
+    let mut attributes = packet.get(20..20 + length)?;
+    while attributes.len() >= 4 {
+        let kind = u16::from_be_bytes([attributes[0], attributes[1]]);
+        let len = usize::from(u16::from_be_bytes([attributes[2], attributes[3]]));
+        let value = attributes.get(4..4 + len)?;
+        if kind == USERNAME {
+            let username = std::str::from_utf8(value).ok()?;
+            return username.split(':').next();
+        }
+        // Attributes are padded to four bytes.
+        attributes = attributes.get(4 + len.next_multiple_of(4)..)?;
+    }
+    None
+}
+
+fn sdp_ice_ufrag(sdp: &str) -> Option<&str> {
+    sdp.lines()
+        .find_map(|line| line.trim_end().strip_prefix("a=ice-ufrag:"))
+}
+
+/// `a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ ...`
+fn udp_candidate_port(line: &str) -> Option<u16> {
+    let fields: Vec<&str> = line
+        .trim_end()
+        .strip_prefix("a=candidate:")?
+        .split(' ')
+        .collect();
+    if fields.len() < 6 || !fields[2].eq_ignore_ascii_case("udp") {
+        return None;
+    }
+    fields[5].parse().ok()
+}
+
+fn sdp_udp_candidate_ports(sdp: &str) -> Vec<u16> {
+    let mut ports: Vec<u16> = sdp.lines().filter_map(udp_candidate_port).collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The SDP with every UDP candidate on one of `ports` moved to `shared`.
+fn rewrite_udp_candidate_ports(sdp: &str, ports: &[u16], shared: u16) -> String {
+    sdp.split_inclusive('\n')
+        .map(|line| match udp_candidate_port(line) {
+            Some(port) if ports.contains(&port) => {
+                let mut fields: Vec<&str> = line.split(' ').collect();
+                let shared = shared.to_string();
+                fields[5] = &shared;
+                fields.join(" ")
+            }
+            _ => line.to_string(),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Binding request as Chromium sends it: USERNAME, then other attributes.
+    fn binding_request(username: &str) -> Vec<u8> {
+        let mut attrs = Vec::new();
+        attrs.extend_from_slice(&0x0006u16.to_be_bytes());
+        attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+        attrs.extend_from_slice(username.as_bytes());
+        attrs.resize(attrs.len().next_multiple_of(4), 0);
+        // PRIORITY
+        attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0x6e, 0x7f, 0x1e, 0xff]);
+        let mut packet = vec![0x00, 0x01];
+        packet.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+        packet.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+        packet.extend_from_slice(&[7; 12]);
+        packet.extend_from_slice(&attrs);
+        packet
+    }
+
+    #[test]
+    fn finds_our_ufrag_in_a_binding_request() {
+        let packet = binding_request("srvUfrag:brwsr");
+        assert_eq!(stun_local_ufrag(&packet), Some("srvUfrag"));
+    }
+
+    #[test]
+    fn ignores_what_is_not_a_binding_request() {
+        let rtp = [
+            0x80, 0x60, 0, 1, 0, 0, 0, 1, 0x21, 0x12, 0xA4, 0x42, 0, 0, 0, 0, 0, 0, 0, 0,
+        ];
+        assert_eq!(stun_local_ufrag(&rtp), None);
+        assert!(!is_stun(&rtp));
+        let mut response = binding_request("a:b");
+        response[0..2].copy_from_slice(&[0x01, 0x01]);
+        assert!(is_stun(&response));
+        assert_eq!(stun_local_ufrag(&response), None);
+        let mut truncated = binding_request("srvUfrag:brwsr");
+        truncated.truncate(26);
+        assert_eq!(stun_local_ufrag(&truncated), None);
+    }
+
+    const ANSWER: &str = "v=0\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 106\r\n\
+        a=ice-ufrag:AbCd\r\n\
+        a=candidate:1 1 udp 2130706431 192.0.2.1 40123 typ host\r\n\
+        a=candidate:2 1 tcp 1671430143 192.0.2.1 40999 typ host tcptype passive\r\n\
+        a=candidate:3 1 UDP 2130706431 10.0.0.5 40124 typ host\r\n";
+
+    #[test]
+    fn moves_udp_candidates_to_the_shared_port() {
+        assert_eq!(sdp_ice_ufrag(ANSWER), Some("AbCd"));
+        let ports = sdp_udp_candidate_ports(ANSWER);
+        assert_eq!(ports, vec![40123, 40124]);
+        let moved = rewrite_udp_candidate_ports(ANSWER, &ports, 8189);
+        assert!(moved.contains("a=candidate:1 1 udp 2130706431 192.0.2.1 8189 typ host\r\n"));
+        assert!(moved.contains("a=candidate:3 1 UDP 2130706431 10.0.0.5 8189 typ host\r\n"));
+        // ICE-TCP keeps its own listener.
+        assert!(moved.contains("192.0.2.1 40999 typ host tcptype passive\r\n"));
+        assert!(moved.starts_with("v=0\r\nm=video 9 "));
+    }
+}

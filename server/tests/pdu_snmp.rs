@@ -1,0 +1,848 @@
+//! The light controller against a real SNMP agent: net-snmp's `snmpd`, with a
+//! `pass_persist` script serving APC's sPDUOutletCtl column for four outlets
+//! (state in a file). net-snmp's `snmpget` and `snmpset` check and change the
+//! outlets from outside, as a person at the PDU would.
+//!
+//! Needs the Debian packages `snmpd` and `snmp` (`scripts/setup --test`).
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Timelike, Utc};
+use tinsel::config::Secret;
+use tinsel::control::settings::{LightsConfig, RawLights, RawOutlet, RawPdu};
+use tinsel::control::{Action, AuditEntry, ControlError, Lights, OutletState, Schedule, Source};
+use tinsel::db::Db;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use common::{run, signal, wait_exit};
+
+const OUTLET_CTL: &str = ".1.3.6.1.4.1.318.1.1.4.4.2.1.3";
+
+/// APC sPDUOutletCtl for outlets 1 to 4 over net-snmp's pass_persist
+/// protocol: reads give 1 (on) or 2 (off); writes take 1, 2 or 3 (reboot,
+/// which ends on).
+const PASS_PERSIST: &str = r#"#!/usr/bin/env python3
+import os, sys
+BASE = ".1.3.6.1.4.1.318.1.1.4.4.2.1.3"
+STATE = sys.argv[1]
+COUNT = 4
+
+def load():
+    try:
+        with open(STATE) as f:
+            return [int(x) for x in f.read().split()]
+    except FileNotFoundError:
+        return [2] * COUNT
+
+def save(states):
+    with open(STATE + ".tmp", "w") as f:
+        f.write(" ".join(map(str, states)))
+    os.replace(STATE + ".tmp", STATE)
+
+def index(oid):
+    rest = oid[len(BASE) + 1:] if oid.startswith(BASE + ".") else ""
+    return int(rest) if rest.isdigit() and 1 <= int(rest) <= COUNT else None
+
+def say(*lines):
+    sys.stdout.write("".join(line + "\n" for line in lines))
+    sys.stdout.flush()
+
+for line in sys.stdin:
+    command = line.strip()
+    if not command:
+        continue  # snmpd ends a set with an empty line
+    if command == "PING":
+        say("PONG")
+    elif command == "get":
+        oid = sys.stdin.readline().strip()
+        i = index(oid)
+        say(oid, "integer", str(load()[i - 1])) if i else say("NONE")
+    elif command == "getnext":
+        oid = sys.stdin.readline().strip()
+        i = index(oid)
+        n = 1 if not oid.startswith(BASE + ".") and oid <= BASE else (i + 1 if i else COUNT + 1)
+        say(f"{BASE}.{n}", "integer", str(load()[n - 1])) if n <= COUNT else say("NONE")
+    elif command == "set":
+        oid = sys.stdin.readline().strip()
+        kind, _, value = sys.stdin.readline().strip().partition(" ")
+        i = index(oid)
+        if not i:
+            say("not-writable")
+        elif kind != "integer":
+            say("wrong-type")
+        elif value not in ("1", "2", "3"):
+            say("wrong-value")
+        else:
+            states = load()
+            states[i - 1] = 1 if value == "3" else int(value)
+            save(states)
+            say("DONE")
+    else:
+        say("NONE")
+"#;
+
+/// An `snmpd` on 127.0.0.1 and a free UDP port, with its own config.
+struct Snmpd {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Snmpd {
+    fn start() -> Snmpd {
+        Self::start_with("")
+    }
+
+    /// With more lines for snmpd.conf (SNMP v3 users).
+    fn start_with(extra_config: &str) -> Snmpd {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("apc-outlets");
+        std::fs::write(&script, PASS_PERSIST).unwrap();
+        make_executable(&script);
+        let state = dir.path().join("outlets");
+        let config = dir.path().join("snmpd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "rocommunity public 127.0.0.1\n\
+                 rwcommunity private 127.0.0.1\n\
+                 {extra_config}\n\
+                 pass_persist {OUTLET_CTL} {} {}\n",
+                script.display(),
+                state.display()
+            ),
+        )
+        .unwrap();
+        let port = free_udp_port();
+        let child = Command::new(snmpd_binary())
+            .args(["-f", "-Lo", "-C", "-c"])
+            .arg(&config)
+            .arg(format!("udp:127.0.0.1:{port}"))
+            // Its own state dir, and no MIB files: numeric OIDs only, no noise.
+            .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
+            .env("MIBS", "")
+            .env("MIBDIRS", dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start snmpd (install the Debian packages snmpd and snmp)");
+        let snmpd = Snmpd {
+            child,
+            port,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while snmpd.get(1).is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "snmpd did not answer within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        snmpd
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The outlet's value as net-snmp's `snmpget` reads it: 1 on, 2 off.
+    fn get(&self, outlet: u32) -> Option<i64> {
+        let (ok, out, _) = run(
+            Command::new("snmpget")
+                .args(["-v2c", "-c", "public", "-t", "1", "-r", "0", "-Oqv"])
+                .arg(self.address())
+                .arg(format!("{OUTLET_CTL}.{outlet}"))
+                .env("MIBS", ""),
+            Duration::from_secs(5),
+        );
+        if ok { out.trim().parse().ok() } else { None }
+    }
+
+    /// Switches an outlet from outside, as a person at the PDU would.
+    fn set(&self, outlet: u32, value: i64) {
+        let (ok, _, err) = run(
+            Command::new("snmpset")
+                .args(["-v2c", "-c", "private", "-t", "1", "-r", "0"])
+                .arg(self.address())
+                .arg(format!("{OUTLET_CTL}.{outlet}"))
+                .args(["i", &value.to_string()])
+                .env("MIBS", ""),
+            Duration::from_secs(5),
+        );
+        assert!(ok, "snmpset: {err}");
+    }
+
+    fn stop(&mut self) {
+        signal(self.child.id(), libc::SIGTERM);
+        assert!(
+            wait_exit(&mut self.child, Duration::from_secs(10)).is_some(),
+            "snmpd did not stop"
+        );
+    }
+}
+
+impl Drop for Snmpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn snmpd_binary() -> PathBuf {
+    // Debian puts it in /usr/sbin, which is not on every user's PATH.
+    ["/usr/sbin/snmpd", "/usr/local/sbin/snmpd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .unwrap_or_else(|| PathBuf::from("snmpd"))
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn snmp_pdu(name: &str, address: &str) -> RawPdu {
+    RawPdu {
+        name: name.into(),
+        address: Some(address.into()),
+        community: Some(Secret::new("private")),
+        ..RawPdu::default()
+    }
+}
+
+fn outlet(name: &str, pdu: &str, index: u32) -> RawOutlet {
+    RawOutlet {
+        name: name.into(),
+        pdu: pdu.into(),
+        index,
+    }
+}
+
+/// A running controller and what it needs to stop.
+struct Running {
+    lights: Lights,
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
+impl Running {
+    fn start(raw: RawLights, db: Db, clock: Option<DateTime<Utc>>) -> Running {
+        let config = LightsConfig::check(raw).expect("the config checks out");
+        let tracker = TaskTracker::new();
+        let token = CancellationToken::new();
+        let lights = match clock {
+            Some(at) => {
+                Lights::start_with_clock(&config, db, &tracker, token.clone(), Arc::new(move || at))
+            }
+            None => Lights::start(&config, db, &tracker, token.clone()),
+        };
+        Running {
+            lights,
+            tracker,
+            token,
+        }
+    }
+
+    async fn stop(self) {
+        self.token.cancel();
+        self.tracker.close();
+        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .expect("the controller stops within 10 s");
+    }
+
+    /// Waits, with a deadline, for the newest audit entry to pass `check`.
+    async fn wait_audit(&self, check: impl Fn(&AuditEntry) -> bool) -> AuditEntry {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let latest = self.lights.audit(1).await.unwrap().pop();
+            if let Some(entry) = latest.filter(|e| check(e)) {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gave up after 10 s waiting for an audit entry"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    fn outlet(&self, name: &str) -> OutletState {
+        self.lights
+            .outlets()
+            .into_iter()
+            .find(|o| o.name == name)
+            .expect("the outlet is listed")
+    }
+
+    /// Waits, with a deadline, for an outlet's shown state to pass `check`.
+    async fn wait_outlet(
+        &self,
+        name: &str,
+        what: &str,
+        check: impl Fn(&OutletState) -> bool,
+    ) -> OutletState {
+        let mut changes = self.lights.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let state = self.outlet(name);
+            if check(&state) {
+                return state;
+            }
+            let waited = tokio::time::timeout_at(deadline, changes.changed()).await;
+            assert!(
+                waited.is_ok(),
+                "gave up after 10 s waiting for {name} to be {what}; it is {state:?}"
+            );
+        }
+    }
+}
+
+fn admin() -> Source {
+    Source::Admin("alice".into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switches_real_outlets_reads_them_back_and_survives_a_dead_pdu() {
+    let mut agent = Snmpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::open(data.path()).await.unwrap();
+    let ctl = Running::start(
+        RawLights {
+            poll_s: Some(1),
+            pdus: vec![
+                snmp_pdu("pdu1", &agent.address()),
+                RawPdu {
+                    name: "bench".into(),
+                    model: Some("simulated".into()),
+                    ..RawPdu::default()
+                },
+            ],
+            outlets: vec![
+                outlet("tree-lights", "pdu1", 1),
+                outlet("star", "pdu1", 3),
+                outlet("spare", "bench", 1),
+            ],
+            ..RawLights::default()
+        },
+        db,
+        None,
+    );
+    let mut audit_events = ctl.lights.audit_events();
+
+    ctl.wait_outlet("tree-lights", "read as off", |o| o.on == Some(false))
+        .await;
+    assert!(!ctl.outlet("tree-lights").simulated);
+    assert!(ctl.outlet("spare").simulated);
+
+    // On and off, each read back from the PDU, and seen by snmpget.
+    let state = ctl
+        .lights
+        .command("tree-lights", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!((state.on, state.error.as_deref()), (Some(true), None));
+    assert_eq!(agent.get(1), Some(1), "snmpget sees outlet 1 on");
+    let state = ctl
+        .lights
+        .command("star", Action::Toggle, admin())
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(true));
+    assert_eq!(agent.get(3), Some(1), "snmpget sees outlet 3 on");
+    let state = ctl
+        .lights
+        .command("tree-lights", Action::Off, admin())
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(false));
+    assert_eq!(agent.get(1), Some(2), "snmpget sees outlet 1 off");
+    assert_eq!(agent.get(2), Some(2), "outlet 2 was never touched");
+
+    // Switched at the PDU itself: the poll brings the real state.
+    agent.set(1, 1);
+    ctl.wait_outlet("tree-lights", "on after the poll", |o| o.on == Some(true))
+        .await;
+
+    // The agent stops. A command fails within the SNMP time limit (3 tries of
+    // 1 s), and meanwhile the simulated PDU's outlet keeps switching.
+    agent.stop();
+    let started = Instant::now();
+    let dead = {
+        let lights = ctl.lights.clone();
+        tokio::spawn(async move { lights.command("tree-lights", Action::Off, admin()).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let other = ctl
+        .lights
+        .command("spare", Action::On, admin())
+        .await
+        .unwrap();
+    let other_took = started.elapsed();
+    assert_eq!(other.on, Some(true));
+    assert!(
+        !dead.is_finished(),
+        "the dead PDU's command is still waiting"
+    );
+    assert!(
+        other_took < Duration::from_secs(1),
+        "the other PDU's outlet switched in {other_took:?}, not held up by the dead one"
+    );
+    let err = dead.await.unwrap().unwrap_err();
+    let took = started.elapsed();
+    println!("a command to the stopped agent failed after {took:?}: {err}");
+    let message = err.to_string();
+    assert!(matches!(err, ControlError::Unreachable { .. }), "{err:?}");
+    assert_eq!(
+        message,
+        format!(
+            "PDU pdu1 ({}) did not answer in 3 s (3 tries of 1 s); check that it is on and reachable, and that the community is right",
+            agent.address()
+        )
+    );
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(4),
+        "the failure came after {took:?}, expected 3 s"
+    );
+    let shown = ctl.outlet("tree-lights");
+    assert_eq!(
+        (shown.on, shown.error.as_deref()),
+        (None, Some(message.as_str()))
+    );
+
+    // The audit log has every command, the failure too, newest first.
+    let audit = ctl.lights.audit(10).await.unwrap();
+    let rows: Vec<(&str, &str, &str, &str)> = audit
+        .iter()
+        .map(|e| {
+            (
+                e.source.as_str(),
+                e.outlet.as_str(),
+                e.action.as_str(),
+                e.result.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("admin:alice", "tree-lights", "off", message.as_str()),
+            ("admin:alice", "spare", "on", "ok: on"),
+            ("admin:alice", "tree-lights", "off", "ok: off"),
+            ("admin:alice", "star", "toggle", "ok: on"),
+            ("admin:alice", "tree-lights", "on", "ok: on"),
+        ]
+    );
+    let mut live = Vec::new();
+    while let Ok(entry) = audit_events.try_recv() {
+        live.push(entry);
+    }
+    assert_eq!(live.len(), 5, "every entry was pushed live: {live:?}");
+    assert!(
+        DateTime::parse_from_rfc3339(&live[0].at).is_ok(),
+        "{}",
+        live[0].at
+    );
+
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flash_comes_back_and_the_relay_guard_says_no_plainly() {
+    let data = tempfile::tempdir().unwrap();
+    let db = Db::open(data.path()).await.unwrap();
+    let ctl = Running::start(
+        RawLights {
+            guard_switches: Some(3),
+            guard_window_s: Some(60),
+            ..RawLights::default()
+        },
+        db,
+        None,
+    );
+    ctl.wait_outlet("outlet-1", "read", |o| o.on.is_some())
+        .await;
+
+    let started = Instant::now();
+    let state = ctl
+        .lights
+        .command(
+            "outlet-1",
+            Action::Flash { seconds: 1 },
+            Source::Tweet("1234".into()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(true));
+    ctl.wait_outlet("outlet-1", "off again", |o| o.on == Some(false))
+        .await;
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "the flash lasted {took:?}");
+
+    // Two switches used by the flash, one more allowed, then a refusal.
+    ctl.lights
+        .command("outlet-1", Action::On, admin())
+        .await
+        .unwrap();
+    let err = ctl
+        .lights
+        .command("outlet-1", Action::Off, admin())
+        .await
+        .unwrap_err();
+    let ControlError::Guard { retry_after_s, .. } = &err else {
+        panic!("expected a guard refusal, got {err:?}");
+    };
+    let retry_after_s = *retry_after_s;
+    assert!((58..=60).contains(&retry_after_s), "{retry_after_s}");
+    assert_eq!(err.to_string(), guard_refusal(retry_after_s));
+    // "On" for an outlet that is on switches nothing, so the guard lets it be.
+    ctl.lights
+        .command("outlet-1", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!(ctl.outlet("outlet-1").on, Some(true));
+    let err = ctl
+        .lights
+        .command("outlet-1", Action::Flash { seconds: 0 }, admin())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "a flash lasts 1 to 60 seconds, not 0");
+
+    let audit = ctl.lights.audit(10).await.unwrap();
+    let rows: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .rev()
+        .map(|e| (e.source.as_str(), e.action.as_str(), e.result.as_str()))
+        .collect();
+    assert_eq!(rows[0], ("tweet:1234", "flash 1 s", "ok: on"));
+    assert_eq!(rows[1], ("tweet:1234", "flash end", "ok: off"));
+    assert_eq!(rows[3].2, guard_refusal(retry_after_s));
+    ctl.stop().await;
+}
+
+fn guard_refusal(retry_after_s: u64) -> String {
+    format!(
+        "outlet \"outlet-1\" has switched 3 times in the last 60 s, as often as its relay may; try again in {retry_after_s} s"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_and_simulated_states_survive_a_restart_and_catch_up() {
+    let data = tempfile::tempdir().unwrap();
+    let amsterdam = || RawLights {
+        timezone: Some("Europe/Amsterdam".into()),
+        ..RawLights::default()
+    };
+    let at = |text: &str| {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    };
+
+    // 13:00 in Amsterdam: the 17:00-23:00 window is not due, so outlet-1 is off.
+    let ctl = Running::start(
+        amsterdam(),
+        Db::open(data.path()).await.unwrap(),
+        Some(at("2026-11-27T12:00:00Z")),
+    );
+    assert_eq!(ctl.lights.timezone(), "Europe/Amsterdam");
+    ctl.wait_outlet("outlet-1", "read", |o| o.on.is_some())
+        .await;
+    let schedule = Schedule {
+        outlet: "outlet-1".into(),
+        on: "17:00".into(),
+        off: "23:00:00".into(),
+    };
+    ctl.lights.set_schedule(schedule, admin()).await.unwrap();
+    assert_eq!(ctl.outlet("outlet-1").on, Some(false));
+    ctl.lights
+        .command("outlet-2", Action::On, admin())
+        .await
+        .unwrap();
+    let err = ctl
+        .lights
+        .set_schedule(
+            Schedule {
+                outlet: "outlet-3".into(),
+                on: "7:00".into(),
+                off: "08:00".into(),
+            },
+            admin(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "\"7:00\" is not a time like \"07:30\" or \"07:30:15\" (24-hour clock)"
+    );
+    ctl.stop().await;
+
+    // Back at 18:30 in Amsterdam: the window is due, so outlet-1 is switched
+    // on by the schedule; outlet-2 kept its state.
+    let ctl = Running::start(
+        amsterdam(),
+        Db::open(data.path()).await.unwrap(),
+        Some(at("2026-11-27T17:30:00Z")),
+    );
+    ctl.wait_outlet("outlet-1", "on by the schedule", |o| o.on == Some(true))
+        .await;
+    assert_eq!(
+        ctl.outlet("outlet-2").on,
+        Some(true),
+        "the simulated state survived"
+    );
+    let schedules = ctl.lights.schedules().await.unwrap();
+    assert_eq!(
+        schedules,
+        vec![Schedule {
+            outlet: "outlet-1".into(),
+            on: "17:00".into(),
+            off: "23:00".into(),
+        }]
+    );
+    // The switch is audited just after it shows.
+    let latest = ctl.wait_audit(|e| e.source == "schedule").await;
+    assert_eq!(
+        (
+            latest.source.as_str(),
+            latest.outlet.as_str(),
+            latest.action.as_str(),
+            latest.result.as_str()
+        ),
+        ("schedule", "outlet-1", "on", "ok: on")
+    );
+    assert!(
+        latest.at.starts_with("2026-11-27T17:30:00"),
+        "{}",
+        latest.at
+    );
+    ctl.lights
+        .delete_schedule("outlet-1", admin())
+        .await
+        .unwrap();
+    assert!(ctl.lights.schedules().await.unwrap().is_empty());
+    let err = ctl
+        .lights
+        .delete_schedule("outlet-1", admin())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ControlError::NoSchedule(_)), "{err:?}");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snmp_v3_with_authentication_and_privacy() {
+    let agent = Snmpd::start_with(
+        "createUser tinsel SHA \"auth-pass-123\" AES \"priv-pass-123\"\n\
+         rwuser tinsel priv",
+    );
+    let v3_pdu = |name: &str, auth_password: &str, priv_password: &str| RawPdu {
+        name: name.into(),
+        address: Some(agent.address()),
+        version: Some("3".into()),
+        user: Some("tinsel".into()),
+        auth_protocol: Some("sha1".into()),
+        auth_password: Some(Secret::new(auth_password)),
+        priv_protocol: Some("aes128".into()),
+        priv_password: Some(Secret::new(priv_password)),
+        retries: Some(0),
+        ..RawPdu::default()
+    };
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights {
+            pdus: vec![
+                v3_pdu("pdu1", "auth-pass-123", "priv-pass-123"),
+                v3_pdu("wrong-priv", "auth-pass-123", "not-the-password"),
+                v3_pdu("wrong-auth", "not-the-password", "priv-pass-123"),
+            ],
+            outlets: vec![
+                outlet("tree-lights", "pdu1", 2),
+                outlet("other", "wrong-priv", 2),
+                outlet("third", "wrong-auth", 2),
+            ],
+            ..RawLights::default()
+        },
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("tree-lights", "read as off", |o| o.on == Some(false))
+        .await;
+    let state = ctl
+        .lights
+        .command("tree-lights", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(true));
+    assert_eq!(agent.get(2), Some(1), "snmpget sees outlet 2 on");
+    let state = ctl
+        .lights
+        .command("tree-lights", Action::Off, admin())
+        .await
+        .unwrap();
+    assert_eq!(state.on, Some(false));
+    assert_eq!(agent.get(2), Some(2), "snmpget sees outlet 2 off");
+
+    // A wrong privacy password makes replies undecryptable: no answer. A
+    // wrong authentication password gets a report back: turned down.
+    for (outlet, what, says) in [
+        (
+            "other",
+            "privacy",
+            "and that the user and passwords are right",
+        ),
+        (
+            "third",
+            "authentication",
+            "turned down the SNMP v3 credentials",
+        ),
+    ] {
+        let err = ctl
+            .lights
+            .command(outlet, Action::On, admin())
+            .await
+            .unwrap_err();
+        println!("wrong {what} password: {err}");
+        assert!(matches!(err, ControlError::Unreachable { .. }), "{err:?}");
+        assert!(err.to_string().contains(says), "{err}");
+    }
+    assert_eq!(
+        agent.get(2),
+        Some(2),
+        "nothing switched with the wrong password"
+    );
+    ctl.stop().await;
+}
+
+#[test]
+fn the_server_shows_a_real_pdu_and_refuses_a_bad_lights_config() {
+    let agent = Snmpd::start();
+    agent.set(1, 1);
+    let dir = common::temp_dir("lights");
+    let config = dir.join("tinsel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "timezone = \"Europe/Amsterdam\"\n\
+             [[pdu]]\nname = \"pdu1\"\naddress = \"{}\"\ncommunity = \"private\"\n\
+             [[outlet]]\nname = \"tree-lights\"\npdu = \"pdu1\"\nindex = 1\n\
+             [[outlet]]\nname = \"star\"\npdu = \"pdu1\"\nindex = 2\n",
+            agent.address()
+        ),
+    )
+    .unwrap();
+    let config_arg = config.to_str().unwrap();
+    let server = common::Server::start(&["--config", config_arg, "--lights-poll-s", "1"]);
+    let lights = |server: &common::Server| {
+        let (status, body) = server.get("/api/lights");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str::<serde_json::Value>(&body).expect("JSON")
+    };
+    let want = |tree: bool, star: bool| {
+        serde_json::json!([
+            {"name": "tree-lights", "on": tree, "simulated": false, "error": null},
+            {"name": "star", "on": star, "simulated": false, "error": null},
+        ])
+    };
+    common::wait_for(Duration::from_secs(10), "the PDU's outlets read", || {
+        (lights(&server) == want(true, false)).then_some(())
+    });
+    agent.set(2, 1);
+    common::wait_for(Duration::from_secs(10), "star on after a poll", || {
+        (lights(&server) == want(true, true)).then_some(())
+    });
+    let (_, body) = server.get("/api/lights");
+    assert!(
+        !body.contains("private") && !body.contains("127.0.0.1"),
+        "no PDU details leak: {body}"
+    );
+    drop(server);
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[[outlet]]\nname = \"tree-lights\"\npdu = \"nope\"\nindex = 1\n",
+    )
+    .unwrap();
+    for (args, reason) in [
+        (
+            vec!["--config", bad.to_str().unwrap()],
+            "outlet \"tree-lights\" names pdu \"nope\", but no [[pdu]] has that name",
+        ),
+        (
+            vec!["--timezone", "Mars/Olympus"],
+            "timezone = \"Mars/Olympus\" is not an IANA time zone name like \"Europe/Amsterdam\" or \"UTC\"",
+        ),
+    ] {
+        let (ok, _, err) = run(
+            Command::new(env!("CARGO_BIN_EXE_tinsel"))
+                .arg("serve")
+                .args(&args)
+                .arg("--data-dir")
+                .arg(&dir),
+            Duration::from_secs(10),
+        );
+        assert!(!ok, "tinsel {args:?} should not start");
+        let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("tinsel:")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].ends_with(reason), "{err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_switches_at_its_transition() {
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights::default(),
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("outlet-4", "read", |o| o.on.is_some())
+        .await;
+    // On two seconds from now (UTC, to the second), off a minute later.
+    let on_at = (Utc::now() + chrono::Duration::seconds(2))
+        .with_nanosecond(0)
+        .unwrap();
+    let off_at = on_at + chrono::Duration::seconds(60);
+    let schedule = Schedule {
+        outlet: "outlet-4".into(),
+        on: on_at.format("%H:%M:%S").to_string(),
+        off: off_at.format("%H:%M:%S").to_string(),
+    };
+    ctl.lights.set_schedule(schedule, admin()).await.unwrap();
+    assert_eq!(ctl.outlet("outlet-4").on, Some(false), "not due yet");
+    let state = ctl
+        .wait_outlet("outlet-4", "on at the transition", |o| o.on == Some(true))
+        .await;
+    let late = Utc::now() - on_at;
+    assert!(
+        late >= chrono::Duration::zero() && late < chrono::Duration::seconds(2),
+        "switched {late:?} after the transition"
+    );
+    assert_eq!(state.error, None);
+    let entry = ctl
+        .wait_audit(|e| e.source == "schedule" && e.action == "on")
+        .await;
+    assert_eq!(
+        (entry.outlet.as_str(), entry.result.as_str()),
+        ("outlet-4", "ok: on")
+    );
+    ctl.stop().await;
+}
