@@ -50,6 +50,16 @@ impl Throttle {
         }
     }
 
+    /// Starts a login attempt: `Err(wait)` when a login for `account` from
+    /// `address` must wait that long; otherwise the attempt counts as a failure
+    /// until [`Throttle::handle_success`] says otherwise. Counting it up front
+    /// keeps many guesses sent at once from all passing the check together.
+    pub fn begin(&mut self, now: Instant, account: &str, address: IpAddr) -> Result<(), Duration> {
+        self.check(now, account, address)?;
+        self.handle_failure(now, account, address);
+        Ok(())
+    }
+
     /// `Err(wait)` when a login for `account` from `address` must wait that long.
     pub fn check(&mut self, now: Instant, account: &str, address: IpAddr) -> Result<(), Duration> {
         let window = self.limits.window;
@@ -68,7 +78,7 @@ impl Throttle {
     }
 
     /// Counts a failed login.
-    pub fn handle_failure(&mut self, now: Instant, account: &str, address: IpAddr) {
+    fn handle_failure(&mut self, now: Instant, account: &str, address: IpAddr) {
         if self.accounts.len() + self.addresses.len() > SWEEP_ABOVE {
             self.sweep(now);
         }
@@ -79,10 +89,17 @@ impl Throttle {
         self.addresses.entry(address).or_default().push_back(now);
     }
 
-    /// A good login clears the account's failures (not the address's: one
-    /// right password must not buy more guesses at other names).
-    pub fn handle_success(&mut self, account: &str) {
+    /// The attempt [`Throttle::begin`] counted at `began` was a good login: it
+    /// clears the account's failures, and takes back only that attempt from
+    /// the address (one right password must not buy more guesses at other
+    /// names).
+    pub fn handle_success(&mut self, began: Instant, account: &str, address: IpAddr) {
         self.accounts.remove(account);
+        if let Some(failures) = self.addresses.get_mut(&address)
+            && let Some(i) = failures.iter().rposition(|&at| at == began)
+        {
+            failures.remove(i);
+        }
     }
 
     fn sweep(&mut self, now: Instant) {
@@ -141,8 +158,7 @@ mod tests {
         let mut throttle = Throttle::new(LIMITS);
         for i in 0..5 {
             let now = start + Duration::from_secs(i * 10);
-            assert_eq!(throttle.check(now, "alice", ip(1)), Ok(()));
-            throttle.handle_failure(now, "alice", ip(1));
+            assert_eq!(throttle.begin(now, "alice", ip(1)), Ok(()));
         }
         let now = start + Duration::from_secs(60);
         assert_eq!(
@@ -176,14 +192,31 @@ mod tests {
         let now = Instant::now();
         let mut throttle = Throttle::new(LIMITS);
         for _ in 0..4 {
-            throttle.handle_failure(now, "alice", ip(1));
+            throttle.begin(now, "alice", ip(1)).unwrap();
         }
-        throttle.handle_success("alice");
+        let good = now + Duration::from_secs(1);
+        throttle.begin(good, "alice", ip(1)).unwrap();
+        throttle.handle_success(good, "alice", ip(1));
         for _ in 0..4 {
-            throttle.handle_failure(now, "alice", ip(1));
+            throttle.begin(now, "alice", ip(1)).unwrap();
         }
         assert_eq!(throttle.check(now, "alice", ip(1)), Ok(()));
-        assert_eq!(throttle.addresses[&ip(1)].len(), 8);
+        assert_eq!(
+            throttle.addresses[&ip(1)].len(),
+            8,
+            "the good login is not counted"
+        );
+    }
+
+    #[test]
+    fn guesses_sent_at_once_are_counted_before_they_are_checked() {
+        let now = Instant::now();
+        let mut throttle = Throttle::new(LIMITS);
+        // Six attempts begun before any has been answered: the sixth waits.
+        for _ in 0..5 {
+            assert_eq!(throttle.begin(now, "alice", ip(1)), Ok(()));
+        }
+        assert!(throttle.begin(now, "alice", ip(1)).is_err());
     }
 
     #[test]

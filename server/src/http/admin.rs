@@ -68,8 +68,9 @@ async fn session_create(
 ) -> Result<Json<SessionInfo>, ApiError> {
     let Login { username, password } = json(body)?;
     let address = peer.ip();
-    let checked = lock(&logins).check(Instant::now(), &username, address);
-    if let Err(wait) = checked {
+    let began = Instant::now();
+    let allowed = lock(&logins).begin(began, &username, address);
+    if let Err(wait) = allowed {
         let minutes = wait.as_secs().div_ceil(60);
         warn!(%username, %address, "login refused: too many failures");
         return Err(ApiError::TooManyRequests {
@@ -85,13 +86,12 @@ async fn session_create(
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?;
     if !good {
-        lock(&logins).handle_failure(Instant::now(), &username, address);
         warn!(%username, %address, "login failed");
         return Err(ApiError::Unauthorized(
             "wrong username or password".to_string(),
         ));
     }
-    lock(&logins).handle_success(&username);
+    lock(&logins).handle_success(began, &username, address);
     let csrf_token = session::log_in(&session, &username).await?;
     info!(%username, %address, "logged in");
     Ok(Json(SessionInfo {
