@@ -15,6 +15,7 @@ use thiserror::Error;
 
 use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
 use crate::hls::segmenter::SegmenterSettings;
+use crate::push::{PushConfig, PushTarget};
 use crate::webrtc::whep::WhepSettings;
 
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
@@ -53,6 +54,10 @@ pub enum ConfigError {
     ShortKey(String),
     #[error("streams {0:?} and {1:?} have the same key; every stream needs its own")]
     SharedKey(String, String),
+    #[error(transparent)]
+    Push(#[from] crate::push::TargetError),
+    #[error("[[push]] names stream {0:?}, which is not configured")]
+    PushStream(String),
     #[error("{key} must be at least {min}")]
     TooSmall { key: &'static str, min: u64 },
     #[error("{key} must be at most {max}")]
@@ -201,6 +206,27 @@ pub struct ServeArgs {
     /// The relay guard's window [default: 60]
     #[arg(long, env = "TINSEL_RELAY_GUARD_WINDOW_S", value_name = "SECONDS")]
     pub relay_guard_window_s: Option<u64>,
+    /// Push the default stream to this RTMP URL too (YouTube:
+    /// rtmp://a.rtmp.youtube.com/live2/KEY); repeat for more. In the config
+    /// file, [[push]] tables can also name the stream
+    /// [env: TINSEL_PUSH, comma-separated]
+    #[arg(
+        long = "push",
+        env = "TINSEL_PUSH",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env = true,
+        hide_env_values = true
+    )]
+    pub push: Vec<String>,
+}
+
+/// A `[[push]]` table: where to push, and which stream (the first by default).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPush {
+    pub url: String,
+    pub stream: Option<String>,
 }
 
 /// The config file as written.
@@ -234,6 +260,8 @@ pub struct RawConfig {
     pub pdus: Vec<RawPdu>,
     #[serde(default, rename = "outlet")]
     pub outlets: Vec<RawOutlet>,
+    #[serde(default, rename = "push")]
+    pub pushes: Vec<RawPush>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -301,6 +329,8 @@ pub struct Config {
     /// Whether the session cookie is `Secure` (HTTPS only).
     pub secure_cookies: bool,
     pub lights: LightsConfig,
+    /// Other RTMP servers the streams are pushed to.
+    pub pushes: Vec<PushConfig>,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -468,6 +498,28 @@ impl Config {
             pdus: raw.pdus,
             outlets: raw.outlets,
         })?;
+        let pushes = if args.push.is_empty() {
+            raw.pushes
+        } else {
+            args.push
+                .iter()
+                .map(|url| RawPush {
+                    url: url.clone(),
+                    stream: None,
+                })
+                .collect()
+        };
+        let pushes = pushes
+            .into_iter()
+            .map(|raw| {
+                let target = PushTarget::parse(&raw.url)?;
+                let stream = raw.stream.unwrap_or_else(|| streams[0].name.clone());
+                if !streams.iter().any(|s| s.name == stream) {
+                    return Err(ConfigError::PushStream(stream));
+                }
+                Ok(PushConfig { target, stream })
+            })
+            .collect::<Result<_, ConfigError>>()?;
 
         let config = Config {
             rtmp_listen,
@@ -485,6 +537,7 @@ impl Config {
                 window_segments: window,
                 ..SegmenterSettings::default()
             },
+            pushes,
             webrtc: WhepSettings {
                 udp_ip,
                 udp_port: args

@@ -19,6 +19,7 @@
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
 //! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
+//! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer.
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //!
@@ -35,6 +36,7 @@ pub mod db;
 pub mod hls;
 pub mod http;
 pub mod media;
+pub mod push;
 pub mod rtmp;
 pub mod state;
 pub mod webrtc;
@@ -117,7 +119,7 @@ pub async fn run(
         .await
         .map_err(std::io::Error::other)?;
     let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
-    let state = AppState::new(
+    let mut state = AppState::new(
         Arc::clone(&config),
         hub.clone(),
         hls.clone(),
@@ -125,6 +127,7 @@ pub async fn run(
         db,
         lights,
     );
+    state.pushes = push::Pushes::start(&config.pushes, &hub, &tracker, &token);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

@@ -10,6 +10,7 @@ use crate::control::Lights;
 use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
+use crate::push::Pushes;
 use crate::webrtc::whep::Whep;
 
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct AppState {
     pub db: Db,
     /// The one way to the tree's lights.
     pub lights: Lights,
+    /// Where the streams are pushed on to, and how that goes.
+    pub pushes: Pushes,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
 }
@@ -46,6 +49,7 @@ impl AppState {
             whep,
             db,
             lights,
+            pushes: Pushes::default(),
             leptos,
         }
     }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{KEY, Publisher, Server, run, temp_dir, wait_for};
+use common::{KEY, Publisher, Server, probe_three_seconds, run, temp_dir, wait_for};
 
 #[test]
 fn ffprobe_reads_video_and_audio_at_the_published_size() {
@@ -150,28 +150,6 @@ fn vlc_plays_and_writes_decodable_video() {
     // ffprobe decoded every frame to count them: any decode error is in `err`.
     assert!(err.trim().is_empty(), "decoding VLC's recording: {err}");
     println!("VLC recorded {frames} video frames; all decode without errors");
-}
-
-/// ffprobe decodes the first three seconds of `url`; it must do so without
-/// a single error. Returns its JSON, parsed and as text.
-fn probe_three_seconds(url: &str, entries: &[&str]) -> (serde_json::Value, String) {
-    let (ok, out, err) = run(
-        Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-rw_timeout",
-                "10000000",
-                "-read_intervals",
-                "%+3",
-                "-count_frames",
-            ])
-            .args(entries)
-            .args(["-of", "json", url]),
-        Duration::from_secs(30),
-    );
-    assert!(ok && err.trim().is_empty(), "ffprobe of {url}: {err}");
-    (serde_json::from_str(&out).unwrap(), out)
 }
 
 fn is_root() -> bool {

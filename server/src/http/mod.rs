@@ -5,6 +5,7 @@ mod app;
 mod error;
 mod hls;
 mod lights;
+mod push;
 mod streams;
 mod webrtc;
 
@@ -22,6 +23,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
+        .route("/push", get(push::push_status))
         .merge(admin::admin_routes(&state));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))

@@ -292,3 +292,25 @@ pub fn run(command: &mut Command, within: Duration) -> (bool, String, String) {
     );
     (status.unwrap().success(), out, err)
 }
+
+/// ffprobe decodes the first three seconds of `url`; it must do so without
+/// a single error. Returns its JSON, parsed and as text.
+pub fn probe_three_seconds(url: &str, entries: &[&str]) -> (serde_json::Value, String) {
+    let (ok, out, err) = run(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-rw_timeout",
+                "10000000",
+                "-read_intervals",
+                "%+3",
+                "-count_frames",
+            ])
+            .args(entries)
+            .args(["-of", "json", url]),
+        Duration::from_secs(30),
+    );
+    assert!(ok && err.trim().is_empty(), "ffprobe of {url}: {err}");
+    (serde_json::from_str(&out).unwrap(), out)
+}
