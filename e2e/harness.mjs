@@ -26,9 +26,8 @@ export async function waitFor(what, check, { timeoutMs = 20000, intervalMs = 100
   throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ''}`);
 }
 
-/** A tinsel server on ports the OS picks. */
-export async function startServer(extraArgs = []) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'tinsel-e2e-'));
+/** A tinsel server on ports the OS picks; in a fresh data dir unless given one. */
+export async function startServer(extraArgs = [], { dataDir = mkdtempSync(join(tmpdir(), 'tinsel-e2e-')) } = {}) {
   const child = spawn(bin, [
     'serve', '--rtmp-listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--webrtc-udp-port', '0',
     '--data-dir', dataDir, '--site-dir', siteDir, '--stream', `tree=${KEY}`, ...extraArgs,
@@ -44,7 +43,7 @@ export async function startServer(extraArgs = []) {
   const http = await address('HTTP listening');
   const webrtcUdp = await address('WebRTC UDP listening');
   return {
-    rtmp, http, webrtcUdp, logs,
+    rtmp, http, webrtcUdp, logs, dataDir,
     url: (path = '/') => `http://${http}${path}`,
     publishUrl: `rtmp://${rtmp}/live/${KEY}`,
     async stop() {

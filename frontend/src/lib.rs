@@ -7,6 +7,7 @@
 //! - [`player`]: WebRTC, LL-HLS or YouTube, whichever plays.
 //! - [`lights`]: the tree's lights on the watch page.
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod lights;

@@ -89,7 +89,33 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
+    /// Manage admin accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create an admin account, or give an existing one a new password. Works
+    /// while the server runs.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    /// The account's name: letters, digits, '.', '-', '_' or '@'.
+    pub name: String,
+    /// Read the password from standard input (one line), so it never shows in
+    /// the process list or the shell history.
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    /// TOML config file, to find the data dir in.
+    #[arg(long, env = "TINSEL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the database lives [default: ./data]
+    #[arg(long, env = "TINSEL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Every option can also be set in the config file (same name, with `_`) or as
@@ -162,6 +188,14 @@ pub struct ServeArgs {
         hide_env = true
     )]
     pub ice_servers: Vec<String>,
+    /// An admin session unused for this long ends [default: 30]
+    #[arg(long, env = "TINSEL_ADMIN_IDLE_TIMEOUT_MIN", value_name = "MINUTES")]
+    pub admin_idle_timeout_min: Option<u64>,
+    /// Mark the admin session cookie Secure, so browsers send it over HTTPS
+    /// only; set it when users reach the server through HTTPS (a TLS-terminating
+    /// proxy or load balancer) [default: false]
+    #[arg(long, env = "TINSEL_SECURE_COOKIES", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub secure_cookies: Option<bool>,
     /// The IANA time zone light schedules run in, e.g. Europe/Amsterdam [default: UTC]
     #[arg(long, env = "TINSEL_TIMEZONE", value_name = "ZONE")]
     pub timezone: Option<String>,
@@ -221,6 +255,8 @@ pub struct RawConfig {
     pub webrtc_public_ip: Option<String>,
     #[serde(default)]
     pub ice_servers: Vec<String>,
+    pub admin_idle_timeout_min: Option<u64>,
+    pub secure_cookies: Option<bool>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
     pub timezone: Option<String>,
@@ -297,6 +333,10 @@ pub struct Config {
     pub rtmp_max_connections: usize,
     pub hls: SegmenterSettings,
     pub webrtc: WhepSettings,
+    /// An admin session unused for this long ends.
+    pub admin_idle_timeout: Duration,
+    /// Whether the session cookie is `Secure` (HTTPS only).
+    pub secure_cookies: bool,
     pub lights: LightsConfig,
     /// `None`: the tweet poller is off.
     pub twitter: Option<TwitterConfig>,
@@ -322,6 +362,24 @@ impl Config {
             None => RawConfig::default(),
         };
         Self::merge(args, raw)
+    }
+
+    /// The data dir as `tinsel serve` would find it: the flag or environment
+    /// (`data_dir`), else the config file, else the default.
+    ///
+    /// # Errors
+    /// An unreadable or invalid config file.
+    pub fn data_dir_for(
+        config: Option<&Path>,
+        data_dir: Option<PathBuf>,
+    ) -> Result<PathBuf, ConfigError> {
+        let from_file = match config {
+            Some(path) if data_dir.is_none() => read_file(path)?.data_dir,
+            _ => None,
+        };
+        Ok(data_dir
+            .or(from_file)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
     }
 
     /// # Errors
@@ -436,6 +494,12 @@ impl Config {
         } else {
             args.ice_servers.clone()
         };
+        let idle_min = args
+            .admin_idle_timeout_min
+            .or(raw.admin_idle_timeout_min)
+            .unwrap_or(30);
+        at_least("admin_idle_timeout_min", idle_min, 1)?;
+        let secure_cookies = args.secure_cookies.or(raw.secure_cookies).unwrap_or(false);
 
         let lights = LightsConfig::check(RawLights {
             timezone: args.timezone.clone().or(raw.timezone),
@@ -496,6 +560,8 @@ impl Config {
                 public_ip,
                 ice_servers,
             },
+            admin_idle_timeout: Duration::from_secs(idle_min * 60),
+            secure_cookies,
             lights,
             twitter,
         };

@@ -22,6 +22,7 @@
 //! - [`tweets`]: the X API poller: matching tweets flash the tree.
 //! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer.
+//! - [`auth`]: admin accounts, login throttling and sessions.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
@@ -29,6 +30,7 @@
 
 #![warn(clippy::await_holding_lock)]
 
+pub mod auth;
 pub mod config;
 pub mod control;
 pub mod db;
@@ -120,6 +122,9 @@ pub async fn run(
         tracker.clone(),
         token.child_token(),
     );
+    auth::session::prepare(&db, &tracker, token.child_token())
+        .await
+        .map_err(std::io::Error::other)?;
     let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
     let tweets = tweets::Tweets::start(
         config.twitter.as_ref(),

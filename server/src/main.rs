@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tinsel::config::{Cli, Command, Config, NewKey, RTMP_APP};
+use tinsel::config::{Cli, Command, Config, NewKey, RTMP_APP, UserAddArgs, UserCommand};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::User(UserCommand::Add(args)) => user_add(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -57,6 +58,33 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
             .context("the server stopped with an error")
     })?;
     info!("stopped");
+    Ok(())
+}
+
+/// Creates or resets an admin account, reading the password from stdin.
+fn user_add(args: &UserAddArgs) -> anyhow::Result<()> {
+    use tinsel::auth::accounts::{self, Saved};
+    let data_dir = Config::data_dir_for(args.config.as_deref(), args.data_dir.clone())?;
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password);
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let saved = runtime.block_on(async {
+        let db = tinsel::db::Db::open(&data_dir).await?;
+        anyhow::Ok(accounts::set_password(&db, &args.name, password).await?)
+    })?;
+    let done = match saved {
+        Saved::Created => "created",
+        Saved::Reset => "has a new password",
+    };
+    println!(
+        "admin account {:?} {done} (database in {})",
+        args.name,
+        data_dir.display()
+    );
     Ok(())
 }
 

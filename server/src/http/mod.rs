@@ -1,5 +1,6 @@
 //! The web layer: the Leptos app, the JSON API and health checks.
 
+mod admin;
 mod app;
 mod error;
 mod events;
@@ -26,10 +27,9 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
-        .route("/push", get(push::push_status))
-        .route("/tweets", get(tweets::tweets_status))
         .route("/events", get(events::events_get))
-        .route("/site", get(site::site_get));
+        .route("/site", get(site::site_get))
+        .merge(admin::admin_routes(&state));
     app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)

@@ -4,8 +4,10 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::push::PushStatus;
+use crate::auth::AdminUser;
 use crate::state::AppState;
 
-pub async fn push_status(State(state): State<AppState>) -> Json<Vec<PushStatus>> {
+/// Admins only: the admin check is the first argument.
+pub async fn push_status(_admin: AdminUser, State(state): State<AppState>) -> Json<Vec<PushStatus>> {
     Json(state.pushes.statuses())
 }

@@ -4,9 +4,11 @@
 use axum::Json;
 use axum::extract::State;
 
+use crate::auth::AdminUser;
 use crate::state::AppState;
 use crate::tweets::TweetsStatus;
 
-pub async fn tweets_status(State(state): State<AppState>) -> Json<TweetsStatus> {
+/// Admins only: the admin check is the first argument.
+pub async fn tweets_status(_admin: AdminUser, State(state): State<AppState>) -> Json<TweetsStatus> {
     Json(state.tweets.status())
 }

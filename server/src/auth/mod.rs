@@ -1,0 +1,11 @@
+//! Admin accounts, login throttling and sessions.
+//!
+//! - [`accounts`]: the `accounts` table and argon2 password hashes.
+//! - [`throttle`]: how many failed logins an account or an address may have.
+//! - [`session`]: the session cookie, the [`AdminUser`] extractor and CSRF.
+
+pub mod accounts;
+pub mod session;
+pub mod throttle;
+
+pub use session::{AdminUser, SessionSettings};

@@ -1,0 +1,222 @@
+//! The admin API: logging in and out, and (with a session) everything that
+//! changes the lights.
+//!
+//! Every route here takes an [`AdminUser`], so it answers 401 without a
+//! session and 403 on a change without the session's CSRF token. Logging in is
+//! throttled per account and per client address.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Extension, Json, Router};
+use serde::Deserialize;
+use tinsel_frontend::admin::api::{Schedules, SessionInfo};
+use tower_sessions::Session;
+use tracing::{info, warn};
+
+use crate::auth::throttle::{Limits, Throttle};
+use crate::auth::{AdminUser, SessionSettings, accounts, session};
+use crate::control::{Action, AuditEntry, OutletState, Schedule, Source};
+use crate::http::ApiError;
+use crate::state::AppState;
+
+/// Failed logins, shared by every request.
+type Logins = Arc<Mutex<Throttle>>;
+
+/// The admin routes, under `/api`, with the session layer on them only.
+pub fn admin_routes(state: &AppState) -> Router<AppState> {
+    let settings = SessionSettings {
+        idle_timeout: state.config.admin_idle_timeout,
+        secure: state.config.secure_cookies,
+    };
+    let logins: Logins = Arc::new(Mutex::new(Throttle::new(Limits::default())));
+    Router::new()
+        .route(
+            "/session",
+            post(session_create)
+                .get(session_show)
+                .delete(session_delete),
+        )
+        .route("/lights/{name}", post(lights_command))
+        .route("/audit", get(audit_list))
+        .route("/push", get(super::push::push_status))
+        .route("/tweets", get(super::tweets::tweets_status))
+        .route("/schedules", get(schedules_list))
+        .route(
+            "/schedules/{outlet}",
+            put(schedules_put).delete(schedules_delete),
+        )
+        .layer(Extension(logins))
+        .layer(session::layer(&state.db, settings))
+}
+
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn session_create(
+    State(state): State<AppState>,
+    Extension(logins): Extension<Logins>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    session: Session,
+    body: Result<Json<Login>, JsonRejection>,
+) -> Result<Json<SessionInfo>, ApiError> {
+    let Login { username, password } = json(body)?;
+    let address = peer.ip();
+    let began = Instant::now();
+    let allowed = lock(&logins).begin(began, &username, address);
+    if let Err(wait) = allowed {
+        let minutes = wait.as_secs().div_ceil(60);
+        warn!(%username, %address, "login refused: too many failures");
+        return Err(ApiError::TooManyRequests {
+            message: format!(
+                "too many failed logins for this account or from this address; \
+                 try again in {minutes} minute{}",
+                if minutes == 1 { "" } else { "s" }
+            ),
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    let good = accounts::verify(&state.db, &username, &password)
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    if !good {
+        warn!(%username, %address, "login failed");
+        return Err(ApiError::Unauthorized(
+            "wrong username or password".to_string(),
+        ));
+    }
+    lock(&logins).handle_success(began, &username, address);
+    let csrf_token = session::log_in(&session, &username).await?;
+    info!(%username, %address, "logged in");
+    Ok(Json(SessionInfo {
+        username,
+        csrf_token,
+    }))
+}
+
+async fn session_show(admin: AdminUser) -> Json<SessionInfo> {
+    Json(SessionInfo {
+        username: admin.username,
+        csrf_token: admin.csrf_token,
+    })
+}
+
+async fn session_delete(admin: AdminUser) -> Result<StatusCode, ApiError> {
+    let username = admin.username.clone();
+    admin.log_out().await?;
+    info!(%username, "logged out");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn lights_command(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(name): Path<String>,
+    body: Result<Json<Action>, JsonRejection>,
+) -> Result<Json<OutletState>, ApiError> {
+    let action = json(body)?;
+    let outlet = state
+        .lights
+        .command(&name, action, Source::Admin(admin.username))
+        .await?;
+    Ok(Json(outlet))
+}
+
+/// Audit entries answered when the request does not say how many.
+const AUDIT_DEFAULT: u32 = 50;
+/// The most audit entries one request gets.
+const AUDIT_MAX: u32 = 1000;
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<u32>,
+}
+
+async fn audit_list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<Vec<AuditEntry>>, ApiError> {
+    let limit = query.limit.unwrap_or(AUDIT_DEFAULT).clamp(1, AUDIT_MAX);
+    Ok(Json(state.lights.audit(limit).await?))
+}
+
+async fn schedules_list(
+    State(state): State<AppState>,
+    _admin: AdminUser,
+) -> Result<Json<Schedules>, ApiError> {
+    Ok(Json(Schedules {
+        timezone: state.lights.timezone(),
+        schedules: state.lights.schedules().await?,
+    }))
+}
+
+#[derive(Deserialize)]
+struct Window {
+    on: String,
+    off: String,
+}
+
+async fn schedules_put(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(outlet): Path<String>,
+    body: Result<Json<Window>, JsonRejection>,
+) -> Result<Json<Schedule>, ApiError> {
+    let Window { on, off } = json(body)?;
+    let schedule = Schedule {
+        outlet: outlet.clone(),
+        on,
+        off,
+    };
+    state
+        .lights
+        .set_schedule(schedule, Source::Admin(admin.username))
+        .await?;
+    // Answered as stored: the controller writes times in one form.
+    state
+        .lights
+        .schedules()
+        .await?
+        .into_iter()
+        .find(|s| s.outlet == outlet)
+        .map(Json)
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "the schedule of {outlet:?} was removed at the same time"
+            ))
+        })
+}
+
+async fn schedules_delete(
+    State(state): State<AppState>,
+    admin: AdminUser,
+    Path(outlet): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    state
+        .lights
+        .delete_schedule(&outlet, Source::Admin(admin.username))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A JSON body, or a 400 that says what is wrong with it.
+fn json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(value)| value)
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+}
+
+fn lock(logins: &Logins) -> std::sync::MutexGuard<'_, Throttle> {
+    // The lock is held for a few map operations that cannot panic midway.
+    logins
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
