@@ -56,8 +56,16 @@ test('log in at /admin, switch an outlet, and see the state change', async () =>
   assert.equal(await card.locator('.badge.simulated').textContent(), 'simulated');
   assert.equal(await outletOn('outlet-1'), false);
 
+  // A visitor watches while the admin switches: the page follows, pushed by the server.
+  const watch = await browser.newPage();
+  await watch.goto(server.url('/'));
+  const bulb = watch.locator('.bulb[data-outlet="outlet-1"]');
+  await waitFor('the watch page to show outlet-1 off', async () => (await bulb.getAttribute('data-state')) === 'off');
+
   await card.locator('button[data-action="on"]').click();
   await waitFor('the panel to show outlet-1 on', async () => (await card.getAttribute('data-state')) === 'on');
+  await waitFor('the watch page to show outlet-1 on', async () => (await bulb.getAttribute('data-state')) === 'on');
+  await watch.locator('.actions li', { hasText: '@alice switched outlet-1 on' }).waitFor({ timeout: 20000 });
   assert.equal(await card.locator('.badge.on').textContent(), 'on');
   assert.equal(await outletOn('outlet-1'), true, 'the server switched it');
   await page.locator('.audit td', { hasText: 'admin:alice' }).first().waitFor({ timeout: 20000 });
@@ -66,8 +74,14 @@ test('log in at /admin, switch an outlet, and see the state change', async () =>
   await waitFor('the panel to show outlet-1 off', async () => (await card.getAttribute('data-state')) === 'off');
   assert.equal(await outletOn('outlet-1'), false);
 
-  // The stream health part is there, with no publisher.
+  await waitFor('the watch page to show outlet-1 off', async () => (await bulb.getAttribute('data-state')) === 'off');
+  await watch.close();
+
+  // The stream health part is there, with no publisher; the outward links
+  // say they are off and how to turn them on.
   await page.locator('.stream-health[data-stream="tree"]', { hasText: 'no publisher' }).waitFor({ timeout: 20000 });
+  await page.locator('.links', { hasText: 'No push targets' }).waitFor({ timeout: 20000 });
+  await page.locator('.tweets[data-state="off"]', { hasText: 'The tweet poller is off' }).waitFor({ timeout: 20000 });
 
   // Logging out brings back the form; the session is gone on the server too.
   await page.getByRole('button', { name: 'Log out' }).click();

@@ -23,6 +23,31 @@ pub struct Schedules {
     pub schedules: Vec<Schedule>,
 }
 
+/// One entry of `GET /api/push`: a target the stream is pushed on to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PushView {
+    /// The URL with the key hidden.
+    pub target: String,
+    pub stream: String,
+    pub state: String,
+    pub connected: bool,
+    pub bytes_sent: u64,
+    pub last_error: Option<String>,
+}
+
+/// What the panel shows of `GET /api/tweets`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct TweetsView {
+    pub enabled: bool,
+    pub state: String,
+    pub detail: String,
+    pub last_poll_at: Option<String>,
+    pub fired: u64,
+    pub coalesced: u64,
+    pub query: Option<String>,
+    pub how_to_enable: Option<String>,
+}
+
 /// A call that did not succeed: the HTTP status (0 when the server was not
 /// reached) and the server's message, ready to show.
 #[derive(Debug, Clone, PartialEq)]
@@ -81,6 +106,14 @@ pub async fn audit() -> Result<Vec<AuditEntry>, Failure> {
         None,
     )
     .await
+}
+
+pub async fn pushes() -> Result<Vec<PushView>, Failure> {
+    call("GET", "/api/push", None, None).await
+}
+
+pub async fn tweets() -> Result<TweetsView, Failure> {
+    call("GET", "/api/tweets", None, None).await
 }
 
 pub async fn schedules() -> Result<Schedules, Failure> {

@@ -1,10 +1,12 @@
 //! The admin panel at `/admin`: a login form without a session; with one, the
-//! outlets and their buttons, schedules, the audit log and stream health,
-//! refreshed every two seconds.
+//! outlets and their buttons, schedules, the audit log, stream health, and the
+//! outward links (pushes to YouTube, the tweet poller), refreshed every two
+//! seconds.
 
 pub mod api;
 mod audit;
 mod health;
+mod links;
 mod outlets;
 mod schedules;
 
@@ -12,7 +14,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{AuditEntry, OutletState, StreamStatus};
-use api::{Failure, Schedules, SessionInfo};
+use api::{Failure, PushView, Schedules, SessionInfo, TweetsView};
 
 /// How often the panel asks for fresh state.
 const REFRESH: std::time::Duration = std::time::Duration::from_secs(2);
@@ -26,6 +28,8 @@ pub(crate) struct Panel {
     audit: RwSignal<Vec<AuditEntry>>,
     schedules: RwSignal<Option<Schedules>>,
     streams: RwSignal<Vec<StreamStatus>>,
+    pushes: RwSignal<Vec<PushView>>,
+    tweets: RwSignal<Option<TweetsView>>,
     /// The last refusal or failure of something the admin did, in plain words.
     error: RwSignal<Option<String>>,
     /// Why the last refresh failed, if it did.
@@ -54,6 +58,8 @@ impl Panel {
             let audit = api::audit().await;
             let schedules = api::schedules().await;
             let streams = crate::api::streams().await;
+            let pushes = api::pushes().await;
+            let tweets = api::tweets().await;
             let mut stale = None;
             match lights {
                 Ok(list) => self.outlets.set(list),
@@ -72,6 +78,14 @@ impl Panel {
                 Ok(list) => self.streams.set(list),
                 Err(err) => stale = Some(err),
             }
+            match pushes {
+                Ok(list) => self.pushes.set(list),
+                Err(err) => stale = Some(err.message),
+            }
+            match tweets {
+                Ok(status) => self.tweets.set(Some(status)),
+                Err(err) => stale = Some(err.message),
+            }
             self.stale.set(stale);
         });
     }
@@ -85,6 +99,8 @@ pub fn AdminPage() -> impl IntoView {
         audit: RwSignal::new(Vec::new()),
         schedules: RwSignal::new(None),
         streams: RwSignal::new(Vec::new()),
+        pushes: RwSignal::new(Vec::new()),
+        tweets: RwSignal::new(None),
         error: RwSignal::new(None),
         stale: RwSignal::new(None),
     };
@@ -194,6 +210,7 @@ fn Dashboard(panel: Panel) -> impl IntoView {
         <outlets::Outlets panel/>
         <schedules::Schedules panel/>
         <health::Health panel/>
+        <links::Links panel/>
         <audit::Audit panel/>
     }
     .into_any()
