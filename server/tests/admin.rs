@@ -4,33 +4,12 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Server, temp_dir, wait_for};
+use common::{Server, temp_dir, user_add, wait_for};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
-
-/// `tinsel user add NAME --password-stdin` with `password` on stdin.
-fn user_add(data_dir: &std::path::Path, name: &str, password: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tinsel"))
-        .args(["user", "add", name, "--password-stdin", "--data-dir"])
-        .arg(data_dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tinsel user add");
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A server whose data dir has the account `alice` already.
 fn server_with_alice() -> Server {
@@ -136,6 +115,8 @@ fn admin_routes() -> Vec<(&'static str, &'static str, Option<Value>)> {
             Some(json!({ "on": "07:30", "off": "19:00" })),
         ),
         ("DELETE", "/api/schedules/outlet-1", None),
+        ("GET", "/api/push", None),
+        ("GET", "/api/tweets", None),
     ]
 }
 

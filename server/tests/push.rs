@@ -67,7 +67,7 @@ fn free_port() -> u16 {
 }
 
 fn push_status(server: &Server) -> serde_json::Value {
-    let (status, body) = server.get("/api/push");
+    let (status, body) = server.admin_get("/api/push");
     assert_eq!(status, 200, "{body}");
     serde_json::from_str::<serde_json::Value>(&body).unwrap()[0].clone()
 }

@@ -367,7 +367,7 @@ fn query_db<T, F: std::future::Future<Output = T>>(
 }
 
 fn tweets_status(server: &Server) -> Value {
-    let (status, body) = server.get("/api/tweets");
+    let (status, body) = server.admin_get("/api/tweets");
     assert_eq!(status, 200, "{body}");
     serde_json::from_str(&body).unwrap()
 }

@@ -19,6 +19,32 @@ pub struct Server {
     pub http: SocketAddr,
     logs: Arc<Mutex<Vec<String>>>,
     pub data_dir: PathBuf,
+    /// The session cookie of the test admin, once logged in.
+    admin_cookie: Mutex<Option<String>>,
+}
+
+/// The admin account tests log in with (see [`Server::admin_get`]).
+pub const ADMIN: &str = "tester";
+pub const ADMIN_PASSWORD: &str = "correct horse battery";
+
+/// `tinsel user add NAME --password-stdin` with `password` on stdin.
+pub fn user_add(data_dir: &std::path::Path, name: &str, password: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tinsel"))
+        .args(["user", "add", name, "--password-stdin", "--data-dir"])
+        .arg(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tinsel user add");
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 impl Server {
@@ -60,6 +86,7 @@ impl Server {
             http: "0.0.0.0:0".parse().unwrap(),
             logs,
             data_dir,
+            admin_cookie: Mutex::new(None),
         };
         server.rtmp = server.wait_for_address("RTMP listening");
         server.http = server.wait_for_address("HTTP listening");
@@ -101,6 +128,37 @@ impl Server {
             .timeout(Duration::from_secs(10))
             .call()
         {
+            Ok(response) => (
+                response.status(),
+                response.into_string().unwrap_or_default(),
+            ),
+            Err(ureq::Error::Status(code, response)) => {
+                (code, response.into_string().unwrap_or_default())
+            }
+            Err(err) => panic!("GET {path}: {err}"),
+        }
+    }
+
+    /// GETs an admin route as the test admin, who is created (with `tinsel
+    /// user add`, which works while the server runs) and logged in on first use.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let mut cookie = self.admin_cookie.lock().unwrap();
+        if cookie.is_none() {
+            let (ok, _, err) = user_add(&self.data_dir, ADMIN, ADMIN_PASSWORD);
+            assert!(ok, "tinsel user add: {err}");
+            let body = format!(r#"{{"username":"{ADMIN}","password":"{ADMIN_PASSWORD}"}}"#);
+            let response = ureq::post(&format!("http://{}/api/session", self.http))
+                .timeout(Duration::from_secs(10))
+                .set("Content-Type", "application/json")
+                .send_string(&body)
+                .expect("the test admin logs in");
+            let set = response.header("set-cookie").expect("a session cookie");
+            *cookie = Some(set.split(';').next().unwrap().to_string());
+        }
+        let request = ureq::get(&format!("http://{}{path}", self.http))
+            .timeout(Duration::from_secs(10))
+            .set("Cookie", cookie.as_deref().unwrap());
+        match request.call() {
             Ok(response) => (
                 response.status(),
                 response.into_string().unwrap_or_default(),
