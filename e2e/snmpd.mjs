@@ -2,7 +2,7 @@
 // sPDUOutletCtl column for four outlets (1 on, 2 off; 3, reboot, ends on),
 // and snmpset switches one from outside, as a person at the PDU would.
 import { spawn, execFile } from 'node:child_process';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket } from 'node:dgram';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,65 +11,8 @@ import { waitFor } from './harness.mjs';
 
 export const OUTLET_CTL = '.1.3.6.1.4.1.318.1.1.4.4.2.1.3';
 
-const PASS_PERSIST = `#!/usr/bin/env python3
-import os, sys
-BASE = "${OUTLET_CTL}"
-STATE = sys.argv[1]
-COUNT = 4
-
-def load():
-    try:
-        with open(STATE) as f:
-            return [int(x) for x in f.read().split()]
-    except FileNotFoundError:
-        return [2] * COUNT
-
-def save(states):
-    with open(STATE + ".tmp", "w") as f:
-        f.write(" ".join(map(str, states)))
-    os.replace(STATE + ".tmp", STATE)
-
-def index(oid):
-    rest = oid[len(BASE) + 1:] if oid.startswith(BASE + ".") else ""
-    return int(rest) if rest.isdigit() and 1 <= int(rest) <= COUNT else None
-
-def say(*lines):
-    sys.stdout.write("".join(line + "\\n" for line in lines))
-    sys.stdout.flush()
-
-for line in sys.stdin:
-    command = line.strip()
-    if not command:
-        continue
-    if command == "PING":
-        say("PONG")
-    elif command == "get":
-        oid = sys.stdin.readline().strip()
-        i = index(oid)
-        say(oid, "integer", str(load()[i - 1])) if i else say("NONE")
-    elif command == "getnext":
-        oid = sys.stdin.readline().strip()
-        i = index(oid)
-        n = 1 if not oid.startswith(BASE + ".") and oid <= BASE else (i + 1 if i else COUNT + 1)
-        say(f"{BASE}.{n}", "integer", str(load()[n - 1])) if n <= COUNT else say("NONE")
-    elif command == "set":
-        oid = sys.stdin.readline().strip()
-        kind, _, value = sys.stdin.readline().strip().partition(" ")
-        i = index(oid)
-        if not i:
-            say("not-writable")
-        elif kind != "integer":
-            say("wrong-type")
-        elif value not in ("1", "2", "3"):
-            say("wrong-value")
-        else:
-            states = load()
-            states[i - 1] = 1 if value == "3" else int(value)
-            save(states)
-            say("DONE")
-    else:
-        say("NONE")
-`;
+// The same outlet table the Rust tests use.
+const PASS_PERSIST = readFileSync(new URL('../server/tests/data/apc-outlets.py', import.meta.url), 'utf8');
 
 async function freeUdpPort() {
   const socket = createSocket('udp4');

@@ -25,68 +25,8 @@ use common::{run, signal, wait_exit};
 
 const OUTLET_CTL: &str = ".1.3.6.1.4.1.318.1.1.4.4.2.1.3";
 
-/// APC sPDUOutletCtl for outlets 1 to 4 over net-snmp's pass_persist
-/// protocol: reads give 1 (on) or 2 (off); writes take 1, 2 or 3 (reboot,
-/// which ends on).
-const PASS_PERSIST: &str = r#"#!/usr/bin/env python3
-import os, sys
-BASE = ".1.3.6.1.4.1.318.1.1.4.4.2.1.3"
-STATE = sys.argv[1]
-COUNT = 4
-
-def load():
-    try:
-        with open(STATE) as f:
-            return [int(x) for x in f.read().split()]
-    except FileNotFoundError:
-        return [2] * COUNT
-
-def save(states):
-    with open(STATE + ".tmp", "w") as f:
-        f.write(" ".join(map(str, states)))
-    os.replace(STATE + ".tmp", STATE)
-
-def index(oid):
-    rest = oid[len(BASE) + 1:] if oid.startswith(BASE + ".") else ""
-    return int(rest) if rest.isdigit() and 1 <= int(rest) <= COUNT else None
-
-def say(*lines):
-    sys.stdout.write("".join(line + "\n" for line in lines))
-    sys.stdout.flush()
-
-for line in sys.stdin:
-    command = line.strip()
-    if not command:
-        continue  # snmpd ends a set with an empty line
-    if command == "PING":
-        say("PONG")
-    elif command == "get":
-        oid = sys.stdin.readline().strip()
-        i = index(oid)
-        say(oid, "integer", str(load()[i - 1])) if i else say("NONE")
-    elif command == "getnext":
-        oid = sys.stdin.readline().strip()
-        i = index(oid)
-        n = 1 if not oid.startswith(BASE + ".") and oid <= BASE else (i + 1 if i else COUNT + 1)
-        say(f"{BASE}.{n}", "integer", str(load()[n - 1])) if n <= COUNT else say("NONE")
-    elif command == "set":
-        oid = sys.stdin.readline().strip()
-        kind, _, value = sys.stdin.readline().strip().partition(" ")
-        i = index(oid)
-        if not i:
-            say("not-writable")
-        elif kind != "integer":
-            say("wrong-type")
-        elif value not in ("1", "2", "3"):
-            say("wrong-value")
-        else:
-            states = load()
-            states[i - 1] = 1 if value == "3" else int(value)
-            save(states)
-            say("DONE")
-    else:
-        say("NONE")
-"#;
+/// The outlet table snmpd serves; its header says what it does.
+const PASS_PERSIST: &str = include_str!("data/apc-outlets.py");
 
 /// An `snmpd` on 127.0.0.1 and a free UDP port, with its own config.
 struct Snmpd {
