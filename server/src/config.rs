@@ -624,12 +624,18 @@ fn stream_flag(flag: &str) -> Result<(String, Option<Secret>), ConfigError> {
     }
 }
 
-fn check_name(name: &str) -> Result<(), ConfigError> {
-    let ok = (1..=64).contains(&name.len())
+/// The rule for every name users give in the config (streams, PDUs,
+/// outlets): 1 to 64 lowercase letters, digits, '-' or '_', safe in URLs and
+/// file names.
+pub(crate) fn is_valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
         && name
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+fn check_name(name: &str) -> Result<(), ConfigError> {
+    if is_valid_name(name) {
         Ok(())
     } else {
         Err(ConfigError::StreamName(name.to_string()))

@@ -404,11 +404,7 @@ fn cipher(name: &str) -> Result<snmp2::v3::Cipher, String> {
 }
 
 fn check_name(kind: &'static str, name: &str) -> Result<(), LightsConfigError> {
-    let ok = (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if ok {
+    if crate::config::is_valid_name(name) {
         Ok(())
     } else {
         Err(LightsConfigError::Name {
