@@ -13,10 +13,15 @@ use clap::{Args, Parser, Subcommand};
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::auth::limits::{AuthLimits, RawAuthLimits};
 use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
 use crate::hls::segmenter::SegmenterSettings;
+use crate::http::limits::{HttpLimits, RawHttpLimits};
+use crate::limits::LimitError;
 use crate::push::{PushConfig, PushTarget};
+use crate::rtmp::limits::{RawRtmpLimits, RtmpLimits};
 use crate::tweets::{RawTwitter, TwitterConfig, TwitterConfigError};
+use crate::webrtc::limits::{RawWhepLimits, WhepLimits};
 use crate::webrtc::whep::WhepSettings;
 
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
@@ -63,6 +68,8 @@ pub enum ConfigError {
     TooSmall { key: &'static str, min: u64 },
     #[error("{key} must be at most {max}")]
     TooLarge { key: &'static str, max: u64 },
+    #[error(transparent)]
+    Limit(#[from] LimitError),
     #[error(transparent)]
     Lights(#[from] LightsConfigError),
     #[error(transparent)]
@@ -226,6 +233,14 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub push: Vec<String>,
+    #[command(flatten)]
+    pub rtmp_limits: RawRtmpLimits,
+    #[command(flatten)]
+    pub http_limits: RawHttpLimits,
+    #[command(flatten)]
+    pub whep_limits: RawWhepLimits,
+    #[command(flatten)]
+    pub auth_limits: RawAuthLimits,
 }
 
 /// A `[[push]]` table: where to push, and which stream (the first by default).
@@ -271,6 +286,14 @@ pub struct RawConfig {
     pub twitter: RawTwitter,
     #[serde(default, rename = "push")]
     pub pushes: Vec<RawPush>,
+    #[serde(flatten)]
+    pub rtmp_limits: RawRtmpLimits,
+    #[serde(flatten)]
+    pub http_limits: RawHttpLimits,
+    #[serde(flatten)]
+    pub whep_limits: RawWhepLimits,
+    #[serde(flatten)]
+    pub auth_limits: RawAuthLimits,
 }
 
 #[derive(Debug, Deserialize)]
@@ -342,6 +365,10 @@ pub struct Config {
     pub twitter: Option<TwitterConfig>,
     /// Other RTMP servers the streams are pushed to.
     pub pushes: Vec<PushConfig>,
+    pub rtmp_limits: RtmpLimits,
+    pub http_limits: HttpLimits,
+    pub whep_limits: WhepLimits,
+    pub auth_limits: AuthLimits,
 }
 
 /// A stream whose key was made on this start: its settings are printed once.
@@ -534,6 +561,10 @@ impl Config {
             })
             .collect::<Result<_, ConfigError>>()?;
 
+        let rtmp_limits = RawRtmpLimits::check(&args.rtmp_limits, &raw.rtmp_limits)?;
+        let http_limits = RawHttpLimits::check(&args.http_limits, &raw.http_limits)?;
+        let whep_limits = RawWhepLimits::check(&args.whep_limits, &raw.whep_limits)?;
+        let auth_limits = RawAuthLimits::check(&args.auth_limits, &raw.auth_limits)?;
         let config = Config {
             rtmp_listen,
             http_listen,
@@ -564,6 +595,10 @@ impl Config {
             secure_cookies,
             lights,
             twitter,
+            rtmp_limits,
+            http_limits,
+            whep_limits,
+            auth_limits,
         };
         Ok((config, new_keys))
     }

@@ -23,6 +23,8 @@
 //! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer.
 //! - [`auth`]: admin accounts, login throttling and sessions.
+//! - [`limits`]: how every module declares what a stranger may cost it, and
+//!   the rate-limited log line of a refusal.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
@@ -36,6 +38,7 @@ pub mod control;
 pub mod db;
 pub mod hls;
 pub mod http;
+pub mod limits;
 pub mod media;
 pub mod push;
 pub mod rtmp;

@@ -5,6 +5,7 @@
 //! - [`session`]: the session cookie, the [`AdminUser`] extractor and CSRF.
 
 pub mod accounts;
+pub mod limits;
 pub mod session;
 pub mod throttle;
 

@@ -6,6 +6,7 @@ mod error;
 mod events;
 mod hls;
 mod lights;
+pub mod limits;
 mod push;
 mod site;
 mod streams;

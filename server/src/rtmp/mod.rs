@@ -7,5 +7,6 @@
 
 pub mod chunk;
 pub mod connection;
+pub mod limits;
 pub mod listener;
 pub mod session;

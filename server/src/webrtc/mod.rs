@@ -10,6 +10,7 @@
 
 pub mod feed;
 pub mod keyframe;
+pub mod limits;
 pub mod opus;
 pub mod packetize;
 pub mod sdp;
