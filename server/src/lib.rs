@@ -4,20 +4,32 @@
 //!
 //! ```text
 //!   OBS ──RTMP──▶ rtmp::session ──▶ media::StreamHub ──▶ rtmp::session ──RTMP──▶ VLC, ffplay
-//!                  (publisher)       one broadcast        (players)
-//!                                    channel, GOP cache
-//!                                    per stream
+//!                 (publisher)       a broadcast channel   (players)
+//!                                   and GOP cache a stream
 //!                                          │
-//!                                          ├──▶ hls: segmenter ──▶ /hls/NAME/… (LL-HLS, fMP4)
-//!                                          │
-//!   browser ◀──HTTP── http (axum): the Leptos app, /api/streams, /healthz, /hls
+//!                  ┌───────────────────────┼───────────────────────┐
+//!                  ▼                       ▼                       ▼
+//!           hls::segmenter           webrtc::feed             push::relay ──RTMP──▶ YouTube
+//!           LL-HLS parts (fMP4)      RTP and Opus, once       one task a target
+//!                  │                 a stream
+//!                  ▼                       ▼
+//!   browser ◀──HTTP── http (axum)    webrtc::whep ──UDP, one port (udp_mux)──▶ WebRTC viewers
+//!                     the Leptos app, /api, /api/events, /hls, /whep, /admin
+//!                          │  ▲
+//!                          ▼  │ states, audit
+//!   schedules ──▶ control::Lights ◀── tweets::poller ◀──HTTPS── X API
+//!                 a worker a PDU ──SNMP──▶ PDU outlets
 //! ```
+//!
+//! Every port a stranger reaches checks what it reads against the limits its
+//! module declares (see [`limits`]) before anything reaches the hub.
 //!
 //! - [`config`]: flags, environment and file merged into a checked [`Config`].
 //! - [`db`]: the embedded SQLite database in the data dir.
 //! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
+//! - [`webrtc`]: WebRTC playback over WHEP, every session on one UDP port.
 //! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
 //! - [`tweets`]: the X API poller: matching tweets flash the tree.
 //! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
