@@ -1,5 +1,11 @@
 //! The task behind one RTMP connection: socket and clock around an
 //! [`RtmpSession`].
+//!
+//! Until the connection publishes or plays it is a stranger's: it holds a
+//! pending [`Slot`], a small read buffer, and a deadline
+//! (`rtmp_start_timeout_s`) that covers the handshake, every command and
+//! every write, so a peer that sends nothing, sends half a handshake or never
+//! reads is closed on time.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -8,13 +14,15 @@ use std::time::Duration;
 use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{Instant, timeout};
+use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::chunk::BufList;
+use super::listener::{Role, Slot, SlotError};
 use super::session::{RtmpError, RtmpSession};
 use crate::config::Config;
+use crate::limits;
 use crate::media::StreamHub;
 
 /// Frames in one write at most, so one write stays bounded; a burst larger
@@ -25,6 +33,12 @@ const MAX_BATCH_FRAMES: usize = 256;
 /// seconds; 512 KiB is over a second of a 3 Mbit/s stream, plenty to ride out
 /// jitter on any real link.
 const PLAYER_SEND_BUFFER: usize = 512 * 1024;
+/// The read buffer before the connection starts: a handshake packet (1,537
+/// bytes) and the commands that follow fit, and a crowd of idle strangers
+/// costs little.
+const PENDING_READ_BUFFER: usize = 4 * 1024;
+/// The read buffer of a publisher or player: a publisher's reads are large.
+const STARTED_READ_BUFFER: usize = 64 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectionError {
@@ -34,24 +48,38 @@ pub enum ConnectionError {
     Io(#[from] std::io::Error),
     #[error("the peer took no data for {0:?}; dropped")]
     Stalled(Duration),
+    #[error("neither published nor played within {0:?} of connecting; closed")]
+    StartTimeout(Duration),
+    #[error(transparent)]
+    Slot(#[from] SlotError),
 }
 
-/// Serves one connection until the peer leaves, fails, or `token` is cancelled.
+/// Serves one connection until the peer leaves, fails, or `token` is
+/// cancelled (shutdown, or the listener closing it to make room). `slot` is
+/// its place among the connections, freed when this returns.
 pub async fn serve(
     mut socket: TcpStream,
     peer: SocketAddr,
+    slot: Slot,
     config: Arc<Config>,
     hub: StreamHub,
     token: CancellationToken,
 ) {
     let _ = socket.set_nodelay(true);
-    let stall = config.viewer_stall_timeout;
-    let batch = config.rtmp_batch;
+    let timing = Timing {
+        stall: config.viewer_stall_timeout,
+        batch: config.rtmp_batch,
+        start: Duration::from_secs(config.rtmp_limits.rtmp_start_timeout_s),
+    };
     let mut session = RtmpSession::new(peer, config, hub);
-    match run(&mut socket, &mut session, stall, batch, &token).await {
+    match run(&mut socket, &mut session, &slot, timing, &token).await {
         Ok(()) => debug!(%peer, "RTMP connection closed"),
         Err(ConnectionError::Io(err)) => debug!(%peer, cause = %err, "RTMP connection ended"),
         Err(err @ ConnectionError::Stalled(_)) => warn!(%peer, "RTMP player dropped: {err}"),
+        Err(err @ ConnectionError::StartTimeout(_)) => {
+            limits::refused(peer, "rtmp_start_timeout_s", err);
+        }
+        Err(ConnectionError::Slot(err)) => limits::refused(peer, err.limit(), err),
         Err(err) => warn!(%peer, "RTMP connection closed: {err}"),
     }
     if session.is_publishing() {
@@ -59,14 +87,28 @@ pub async fn serve(
     }
 }
 
+/// The clocks of one connection.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    /// How long a write may wait for the peer to take data.
+    stall: Duration,
+    /// How far apart a player's writes are.
+    batch: Duration,
+    /// How long the connection has to publish or play.
+    start: Duration,
+}
+
 async fn run(
     socket: &mut TcpStream,
     session: &mut RtmpSession,
-    stall: Duration,
-    batch: Duration,
+    slot: &Slot,
+    timing: Timing,
     token: &CancellationToken,
 ) -> Result<(), ConnectionError> {
-    let mut input = BytesMut::with_capacity(64 * 1024);
+    let Timing { stall, batch, .. } = timing;
+    let mut input = BytesMut::with_capacity(PENDING_READ_BUFFER);
+    // Until the connection publishes or plays, when it is closed.
+    let mut start_deadline = Some(Instant::now() + timing.start);
     // When the next write to a player is due. The first frame of a batch arms
     // it; until then this task sleeps instead of waking for every frame, and at
     // the deadline it takes everything that arrived meanwhile. The first write
@@ -77,14 +119,31 @@ async fn run(
         let playing = session.subscription().is_some();
         tokio::select! {
             () = token.cancelled() => return Ok(()),
+            () = sleep_until(start_deadline), if start_deadline.is_some() => {
+                return Err(ConnectionError::StartTimeout(timing.start));
+            }
             read = socket.read_buf(&mut input) => {
                 if read? == 0 {
                     return Ok(());
                 }
                 session.handle_input(&input, std::time::Instant::now())?;
                 input.clear();
+                if start_deadline.is_some() {
+                    let role = if session.is_publishing() {
+                        Some(Role::Publisher)
+                    } else if session.subscription().is_some() {
+                        Some(Role::Player)
+                    } else {
+                        None
+                    };
+                    if let Some(role) = role {
+                        slot.start(role)?;
+                        start_deadline = None;
+                        input.reserve(STARTED_READ_BUFFER);
+                    }
+                }
                 if let Some(out) = session.poll_output() {
-                    write(socket, out, stall).await?;
+                    write(socket, out, stall, start_deadline, timing.start).await?;
                 }
             }
             frame = next_frame(session), if playing && due.is_none() => {
@@ -101,7 +160,7 @@ async fn run(
                     session.push_frame(&frame);
                 }
                 if let Some(out) = session.poll_output() {
-                    write(socket, out, stall).await?;
+                    write(socket, out, stall, None, timing.start).await?;
                 }
                 started = true;
                 due = None;
@@ -124,14 +183,23 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// Writes everything, or fails when the peer takes nothing for `stall`.
+/// Writes everything, or fails when the peer takes nothing for `stall`, or
+/// when `start_deadline` (a connection yet to start) comes first: a stranger
+/// that never reads is closed on time too.
 async fn write(
     socket: &mut TcpStream,
     mut out: BufList,
     stall: Duration,
+    start_deadline: Option<Instant>,
+    start: Duration,
 ) -> Result<(), ConnectionError> {
-    match timeout(stall, socket.write_all_buf(&mut out)).await {
+    let stalled_at = Instant::now() + stall;
+    let (until, err) = match start_deadline {
+        Some(deadline) if deadline < stalled_at => (deadline, ConnectionError::StartTimeout(start)),
+        _ => (stalled_at, ConnectionError::Stalled(stall)),
+    };
+    match timeout_at(until, socket.write_all_buf(&mut out)).await {
         Ok(result) => Ok(result?),
-        Err(_) => Err(ConnectionError::Stalled(stall)),
+        Err(_) => Err(err),
     }
 }
