@@ -48,6 +48,8 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod db;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hls;
 pub mod http;
 pub mod limits;
