@@ -371,6 +371,7 @@ fn hostile_rtmp_input_ends_only_the_strangers_connections() {
         "rtmp_max_streams",
         "rtmp_amf0",
         "rtmp_max_name_bytes",
+        "rtmp_handshake",
     ] {
         assert!(logs.contains(key), "a refusal line names {key}");
     }

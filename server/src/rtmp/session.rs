@@ -80,7 +80,7 @@ impl RtmpError {
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Self::Chunk(_) | Self::Amf0(_) | Self::TooManyStreams { .. }
+            Self::Handshake(_) | Self::Chunk(_) | Self::Amf0(_) | Self::TooManyStreams { .. }
         )
     }
 }
@@ -170,10 +170,11 @@ impl RtmpSession {
     /// says why).
     pub fn handle_input(&mut self, bytes: &[u8], now: Instant) -> Result<(), RtmpError> {
         if let Some(handshake) = &mut self.handshake {
-            match handshake
-                .process_bytes(bytes)
-                .map_err(RtmpError::Handshake)?
-            {
+            let result = handshake.process_bytes(bytes).map_err(|err| {
+                refused(self.peer, "rtmp_handshake", format_args!("{err:?}"));
+                RtmpError::Handshake(err)
+            })?;
+            match result {
                 HandshakeProcessResult::InProgress { response_bytes } => {
                     self.output.push(response_bytes.into());
                     return Ok(());
