@@ -5,9 +5,9 @@
 //! its own few header bytes, and the payload goes to the socket as slices of the
 //! one `Bytes` the publisher filled (RTMP spec 1.0, 5.3.1: chunk format).
 //!
-//! Media goes on chunk stream ids that rml_rtmp never uses (it uses 2 to 6), so
-//! the header compression state of its serializer is never disturbed, and every
-//! message starts with a full type-0 header, so ours needs none.
+//! Every message starts with a full type-0 header, so no header compression
+//! state is kept, and media (chunk streams 8 to 10) and the session's control
+//! messages and commands (2 and 3) can go out in any order.
 
 use std::collections::VecDeque;
 use std::io::IoSlice;

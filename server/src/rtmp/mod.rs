@@ -2,10 +2,17 @@
 //!
 //! - [`listener`]: accept loop and connection limit.
 //! - [`connection`]: the socket task of one connection.
-//! - [`session`]: the protocol logic (rml_rtmp plus our mapping to the hub).
+//! - [`session`]: the protocol logic of one connection (sans-IO), built of
+//!   [`chunk_reader`] (chunks in, messages out), [`amf0`] (command and data
+//!   values) and [`commands`] (the NetConnection/NetStream commands and our
+//!   answers), each with explicit limits ([`limits`]). Only rml_rtmp's
+//!   handshake is used on input.
 //! - [`chunk`]: media chunking for players without copying payloads.
 
+pub mod amf0;
 pub mod chunk;
+pub mod chunk_reader;
+pub mod commands;
 pub mod connection;
 pub mod limits;
 pub mod listener;
