@@ -10,7 +10,32 @@
 use crate::media::flv;
 
 /// Every target, by the name its `fuzz/fuzz_targets/NAME.rs` has.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("flv_tags", flv_tags)];
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("rtmp_session", rtmp_session),
+    ("amf0_values", amf0_values),
+    ("flv_tags", flv_tags),
+];
+
+/// One RTMP connection after the handshake, as a stranger drives it: the
+/// chunk reader, AMF0, the command sequence, publishing and playing (the first
+/// byte is how many bytes each read hands over). The seeds are what FFmpeg
+/// sends publishing and ffprobe sends playing, the handshake cut off.
+pub fn rtmp_session(data: &[u8]) {
+    crate::rtmp::session::fuzz_session(data);
+}
+
+/// AMF0 values within the command limits; what decodes, encodes to bytes
+/// that decode to the same encoding (bytes, not values: NaN is not equal to
+/// itself).
+pub fn amf0_values(data: &[u8]) {
+    use crate::rtmp::amf0;
+    if let Ok(values) = amf0::decode_all(data, &amf0::COMMAND_LIMITS) {
+        let encoded = amf0::encode(&values);
+        let again = amf0::decode_all(&encoded, &amf0::COMMAND_LIMITS)
+            .expect("what Tinsel encodes decodes within the same limits");
+        assert_eq!(amf0::encode(&again), encoded, "AMF0 round trip");
+    }
+}
 
 /// An RTMP video (first byte even) or audio (odd) message body, as a
 /// publisher sends it: the FLV tag header, the AVC decoder configuration

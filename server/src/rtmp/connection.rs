@@ -80,6 +80,10 @@ pub async fn serve(
             limits::refused(peer, "rtmp_start_timeout_s", err);
         }
         Err(ConnectionError::Slot(err)) => limits::refused(peer, err.limit(), err),
+        // Already logged, rate-limited, where the limit was hit.
+        Err(ConnectionError::Rtmp(err)) if err.is_refusal() => {
+            debug!(%peer, "RTMP connection closed: {err}");
+        }
         Err(err) => warn!(%peer, "RTMP connection closed: {err}"),
     }
     if session.is_publishing() {
