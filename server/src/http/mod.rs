@@ -5,6 +5,7 @@ mod app;
 mod error;
 mod events;
 mod hls;
+pub mod hls_query;
 mod lights;
 pub mod limits;
 mod push;
