@@ -208,11 +208,21 @@ async fn schedules_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A JSON body, or a 400 that says what is wrong with it.
+/// A JSON body, or a 400 that says what is wrong with it (413 when it is too
+/// large; the body limit's middleware words that answer).
 fn json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value)
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    body.map(|Json(value)| value).map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the request body is too large (http_max_body_bytes): {}",
+                rejection.body_text()
+            ))
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })
 }
+
 
 fn lock(logins: &Logins) -> std::sync::MutexGuard<'_, Throttle> {
     // The lock is held for a few map operations that cannot panic midway.
