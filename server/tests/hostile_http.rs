@@ -1,6 +1,6 @@
 //! The HTTP port against hostile clients, over real sockets against the real
 //! binary: oversized headers and bodies, absurd LL-HLS queries, path
-//! traversal, event-feed and connection floods, and slowloris
+//! traversal, event-feed and connection floods, a login flood, and slowloris
 //! (Debian's `slowhttptest`). Every limit hit is an answer with a reason, never
 //! a hang, and everyone else is still served.
 //!
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server, temp_dir, wait_for};
+use common::{ADMIN, ADMIN_PASSWORD, Publisher, Server, temp_dir, user_add, wait_for};
 
 /// Reads and writes on test sockets give up after this: a hang is a failure.
 const IO_TIMEOUT: Duration = Duration::from_secs(15);
@@ -564,6 +564,129 @@ fn connections_beyond_the_caps_are_answered_and_closed() {
     wait_for(Duration::from_secs(10), "room again", || {
         (get_from("127.0.0.3", &server, "/healthz").status == 200).then_some(())
     });
+}
+
+#[test]
+fn a_login_flood_costs_bounded_memory_and_others_stay_fast() {
+    let data_dir = temp_dir("login-flood");
+    let (ok, _, err) = user_add(&data_dir, ADMIN, ADMIN_PASSWORD);
+    assert!(ok, "{err}");
+    let server = Server::start_in(data_dir, &[]);
+    assert_eq!(server.get("/healthz").0, 200);
+    let rss_before = server.rss_kib();
+    let busy = Arc::new(AtomicBool::new(true));
+    let peak = Arc::new(Mutex::new(rss_before));
+    let sampler = {
+        let (busy, peak, pid) = (Arc::clone(&busy), Arc::clone(&peak), server.pid());
+        std::thread::spawn(move || {
+            while busy.load(Ordering::Relaxed) {
+                if let Some(rss) = rss_of(pid) {
+                    let mut peak = peak.lock().unwrap();
+                    *peak = (*peak).max(rss);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    let health = measure_while(
+        server.http,
+        "127.0.0.250",
+        "/healthz",
+        Arc::clone(&busy),
+        400,
+    );
+
+    // 48 clients from 24 addresses, each sending up to 60 logins within
+    // 10 s: a third with a 10 KB name, the rest with made-up names and
+    // passwords, so every one of those needs a password check.
+    let counts = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let started = Instant::now();
+    let clients: Vec<_> = (0..48)
+        .map(|c| {
+            let (counts, http) = (Arc::clone(&counts), server.http);
+            std::thread::spawn(move || {
+                let source = format!("127.0.1.{}", 1 + c % 24);
+                for i in 0..60 {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    let name = if i % 3 == 0 {
+                        "n".repeat(10_000)
+                    } else {
+                        format!("guess-{c}-{i}")
+                    };
+                    let body = format!(r#"{{"username":"{name}","password":"pw-{c}-{i}-xxxx"}}"#);
+                    let request = format!(
+                        "POST /api/session HTTP/1.1\r\nHost: tinsel\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let mut stream = connect_from(&source, http);
+                    stream.write_all(request.as_bytes()).unwrap();
+                    let answer = read_answer(&mut stream);
+                    *counts.lock().unwrap().entry(answer.status).or_default() += 1;
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    let flood_took = started.elapsed();
+    busy.store(false, Ordering::Relaxed);
+    sampler.join().unwrap();
+    let mut latencies = health.join().unwrap();
+    let counts = counts.lock().unwrap().clone();
+    let peak = *peak.lock().unwrap();
+    let (p50, max, n) = summary(&mut latencies);
+    println!(
+        "login flood: {counts:?} in {flood_took:?}; RSS {rss_before} KiB before, peak {peak} KiB \
+         (+{} KiB); /healthz from another address: p50 {p50:?}, max {max:?} over {n} requests",
+        peak.saturating_sub(rss_before)
+    );
+    assert!(!counts.contains_key(&500), "a 500 in {counts:?}");
+    assert!(
+        counts.get(&400).copied().unwrap_or(0) > 0,
+        "no long name was refused: {counts:?}"
+    );
+    assert!(
+        counts.get(&401).copied().unwrap_or(0) > 0,
+        "no password was checked: {counts:?}"
+    );
+    // Two checks at 19 MiB each, plus the allocator's slack; unbounded, 48
+    // at once would be about 900 MiB.
+    assert!(
+        peak.saturating_sub(rss_before) < 160 * 1024,
+        "RSS grew by {} KiB",
+        peak.saturating_sub(rss_before)
+    );
+    assert!(
+        max < Duration::from_millis(500),
+        "/healthz took up to {max:?}"
+    );
+    assert_refusal_logged(&server, "login_account_name");
+    // The real admin, from an address of their own, still logs in.
+    let body = format!(r#"{{"username":"{ADMIN}","password":"{ADMIN_PASSWORD}"}}"#);
+    let answer = send_from(
+        "127.0.0.251",
+        &server,
+        format!(
+            "POST /api/session HTTP/1.1\r\nHost: tinsel\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
+fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 #[test]
