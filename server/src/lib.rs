@@ -86,7 +86,7 @@ pub struct Listeners {
 /// Serves until `token` is cancelled, then shuts down gracefully.
 ///
 /// # Errors
-/// The HTTP server failing outright (not a single connection).
+/// The database or a listening socket failing at startup.
 pub async fn run(
     config: Config,
     listeners: Listeners,
@@ -174,11 +174,14 @@ pub async fn run(
     ));
 
     let app = http::router(state).layer(axum::Extension(http::Shutdown(token.clone())));
-    let http_token = token.clone();
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let served = axum::serve(listeners.http, app)
-        .with_graceful_shutdown(async move { http_token.cancelled().await })
-        .await;
+    http::serve::run(
+        listeners.http,
+        app,
+        config.http_limits,
+        tracker.clone(),
+        token.clone(),
+    )
+    .await;
 
     tracker.close();
     if tokio::time::timeout(DRAIN_TIMEOUT, tracker.wait())
@@ -187,5 +190,5 @@ pub async fn run(
     {
         warn!("some connections did not finish within {DRAIN_TIMEOUT:?}; closing them");
     }
-    served
+    Ok(())
 }

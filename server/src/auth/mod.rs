@@ -1,10 +1,12 @@
 //! Admin accounts, login throttling and sessions.
 //!
 //! - [`accounts`]: the `accounts` table and argon2 password hashes.
+//! - [`hashing`]: how many password checks run and wait at once.
 //! - [`throttle`]: how many failed logins an account or an address may have.
 //! - [`session`]: the session cookie, the [`AdminUser`] extractor and CSRF.
 
 pub mod accounts;
+pub mod hashing;
 pub mod limits;
 pub mod session;
 pub mod throttle;

@@ -4,8 +4,17 @@
 //! Pure logic: the caller passes the time in. The counts live in memory, so a
 //! restart forgets them; that is fine for slowing down guessing, which is all
 //! this is for (the argon2 hash does the rest).
+//!
+//! Memory is bounded whatever a stranger sends: the caller passes only
+//! account names that pass the account name rule (at most 64 bytes), an
+//! address keeps at most `per_address` failures and an account `per_account`,
+//! and each map keeps at most `max_entries` keys. When a map is full, the key
+//! that failed least recently is forgotten. A flood of made-up names thus
+//! pushes out other made-up names first; a name under attack right now stays
+//! while it keeps failing.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -18,6 +27,8 @@ pub struct Limits {
     /// Failures one address may have within the window, over all names: higher,
     /// because people share addresses (an office, a proxy).
     pub per_address: usize,
+    /// Accounts, and addresses, remembered at most (`login_throttle_max_entries`).
+    pub max_entries: usize,
 }
 
 impl Default for Limits {
@@ -26,34 +37,32 @@ impl Default for Limits {
             window: Duration::from_secs(15 * 60),
             per_account: 5,
             per_address: 20,
+            max_entries: 10_000,
         }
     }
 }
 
-/// Keys kept before old ones are swept, so guessing many names cannot grow the
-/// map without bound.
-const SWEEP_ABOVE: usize = 4096;
-
 #[derive(Debug)]
 pub struct Throttle {
     limits: Limits,
-    accounts: HashMap<String, VecDeque<Instant>>,
-    addresses: HashMap<IpAddr, VecDeque<Instant>>,
+    accounts: Failures<String>,
+    addresses: Failures<IpAddr>,
 }
 
 impl Throttle {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
-            accounts: HashMap::new(),
-            addresses: HashMap::new(),
+            accounts: Failures::new(limits.max_entries),
+            addresses: Failures::new(limits.max_entries),
         }
     }
 
     /// Starts a login attempt: `Err(wait)` when a login for `account` from
     /// `address` must wait that long; otherwise the attempt counts as a failure
-    /// until [`Throttle::handle_success`] says otherwise. Counting it up front
-    /// keeps many guesses sent at once from all passing the check together.
+    /// until [`Throttle::handle_success`] or [`Throttle::handle_abandoned`]
+    /// says otherwise. Counting it up front keeps many guesses sent at once
+    /// from all passing the check together.
     pub fn begin(&mut self, now: Instant, account: &str, address: IpAddr) -> Result<(), Duration> {
         self.check(now, account, address)?;
         self.handle_failure(now, account, address);
@@ -79,14 +88,8 @@ impl Throttle {
 
     /// Counts a failed login.
     fn handle_failure(&mut self, now: Instant, account: &str, address: IpAddr) {
-        if self.accounts.len() + self.addresses.len() > SWEEP_ABOVE {
-            self.sweep(now);
-        }
-        self.accounts
-            .entry(account.to_owned())
-            .or_default()
-            .push_back(now);
-        self.addresses.entry(address).or_default().push_back(now);
+        self.accounts.push(account, now);
+        self.addresses.push(&address, now);
     }
 
     /// The attempt [`Throttle::begin`] counted at `began` was a good login: it
@@ -95,21 +98,123 @@ impl Throttle {
     /// names).
     pub fn handle_success(&mut self, began: Instant, account: &str, address: IpAddr) {
         self.accounts.remove(account);
-        if let Some(failures) = self.addresses.get_mut(&address)
-            && let Some(i) = failures.iter().rposition(|&at| at == began)
+        self.addresses.take_back(&address, began);
+    }
+
+    /// The attempt [`Throttle::begin`] counted at `began` was never checked
+    /// (the server was too busy): it is taken back from both counts.
+    pub fn handle_abandoned(&mut self, began: Instant, account: &str, address: IpAddr) {
+        self.accounts.take_back(account, began);
+        self.addresses.take_back(&address, began);
+    }
+}
+
+/// Failure times by key, at most `max` keys, the least recently failed
+/// forgotten first.
+#[derive(Debug)]
+struct Failures<K> {
+    max: usize,
+    /// The failures of each key, and the stamp of its latest one.
+    entries: HashMap<K, (u64, VecDeque<Instant>)>,
+    /// `(key, stamp)` for every failure, oldest first. A pair whose stamp is no
+    /// longer its key's is stale and skipped; the queue is rebuilt when stale
+    /// pairs outnumber live keys, so it stays within twice `max`.
+    recency: VecDeque<(K, u64)>,
+    next_stamp: u64,
+}
+
+impl<K: Hash + Eq + Clone> Failures<K> {
+    fn new(max: usize) -> Self {
+        Self {
+            max: max.max(1),
+            entries: HashMap::new(),
+            recency: VecDeque::new(),
+            next_stamp: 0,
+        }
+    }
+
+    fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut VecDeque<Instant>>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.get_mut(key).map(|(_, failures)| failures)
+    }
+
+    fn push<Q>(&mut self, key: &Q, now: Instant)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let stamp = self.next_stamp;
+        self.next_stamp += 1;
+        match self.entries.get_mut(key) {
+            Some((latest, failures)) => {
+                *latest = stamp;
+                failures.push_back(now);
+            }
+            None => {
+                while self.entries.len() >= self.max && self.forget_least_recent() {}
+                self.entries
+                    .insert(key.to_owned(), (stamp, VecDeque::from([now])));
+            }
+        }
+        self.recency.push_back((key.to_owned(), stamp));
+        if self.recency.len() > 2 * self.max {
+            self.rebuild_recency();
+        }
+    }
+
+    fn remove<Q>(&mut self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.remove(key);
+    }
+
+    /// Takes back the failure counted at `at`.
+    fn take_back<Q>(&mut self, key: &Q, at: Instant)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some((_, failures)) = self.entries.get_mut(key)
+            && let Some(i) = failures.iter().rposition(|&t| t == at)
         {
             failures.remove(i);
         }
     }
 
-    fn sweep(&mut self, now: Instant) {
-        let window = self.limits.window;
-        let fresh = |f: &mut VecDeque<Instant>| {
-            forget_old(f, now, window);
-            !f.is_empty()
-        };
-        self.accounts.retain(|_, f| fresh(f));
-        self.addresses.retain(|_, f| fresh(f));
+    /// Forgets the key that failed least recently; false if there was none
+    /// (every key has a pair in the queue, so only when the map is empty).
+    fn forget_least_recent(&mut self) -> bool {
+        while let Some((key, stamp)) = self.recency.pop_front() {
+            if self
+                .entries
+                .get(&key)
+                .is_some_and(|(latest, _)| *latest == stamp)
+            {
+                self.entries.remove(&key);
+                return true;
+            }
+        }
+        false
+    }
+
+    fn rebuild_recency(&mut self) {
+        let mut live: Vec<(K, u64)> = self
+            .entries
+            .iter()
+            .map(|(key, (stamp, _))| (key.clone(), *stamp))
+            .collect();
+        live.sort_unstable_by_key(|(_, stamp)| *stamp);
+        self.recency = live.into();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
     }
 }
 
@@ -146,6 +251,7 @@ mod tests {
         window: Duration::from_secs(900),
         per_account: 5,
         per_address: 20,
+        max_entries: 100,
     };
 
     fn ip(last: u8) -> IpAddr {
@@ -202,7 +308,7 @@ mod tests {
         }
         assert_eq!(throttle.check(now, "alice", ip(1)), Ok(()));
         assert_eq!(
-            throttle.addresses[&ip(1)].len(),
+            throttle.addresses.get_mut(&ip(1)).unwrap().len(),
             8,
             "the good login is not counted"
         );
@@ -220,14 +326,41 @@ mod tests {
     }
 
     #[test]
-    fn old_keys_are_swept() {
+    fn a_full_map_forgets_the_least_recently_failed_key() {
         let start = Instant::now();
         let mut throttle = Throttle::new(LIMITS);
-        for i in 0..=SWEEP_ABOVE {
-            throttle.handle_failure(start, &format!("user{i}"), ip(1));
+        throttle.begin(start, "alice", ip(1)).unwrap();
+        // 10,000 made-up names from many addresses, alice failing now and then.
+        for i in 0..10_000u32 {
+            let now = start + Duration::from_millis(u64::from(i));
+            let address = IpAddr::from(i.to_be_bytes());
+            throttle.handle_failure(now, &format!("made-up-{i}"), address);
+            if i % 50 == 0 {
+                throttle.handle_failure(now, "alice", ip(1));
+            }
+            assert!(throttle.accounts.len() <= LIMITS.max_entries);
+            assert!(throttle.addresses.len() <= LIMITS.max_entries);
+            assert!(throttle.accounts.recency.len() <= 2 * LIMITS.max_entries + 1);
         }
-        throttle.handle_failure(start + LIMITS.window, "late", ip(2));
-        assert_eq!(throttle.accounts.len(), 1);
-        assert_eq!(throttle.addresses.len(), 1);
+        assert_eq!(throttle.accounts.len(), LIMITS.max_entries);
+        assert!(
+            throttle.accounts.get_mut("alice").is_some(),
+            "a name failing lately is kept"
+        );
+        assert!(throttle.accounts.get_mut("made-up-0").is_none());
+        assert!(throttle.accounts.get_mut("made-up-9999").is_some());
+    }
+
+    #[test]
+    fn an_abandoned_attempt_is_taken_back() {
+        let now = Instant::now();
+        let mut throttle = Throttle::new(LIMITS);
+        for i in 0..10 {
+            let at = now + Duration::from_millis(i);
+            throttle.begin(at, "alice", ip(1)).unwrap();
+            throttle.handle_abandoned(at, "alice", ip(1));
+        }
+        assert_eq!(throttle.check(now, "alice", ip(1)), Ok(()));
+        assert!(throttle.addresses.get_mut(&ip(1)).unwrap().is_empty());
     }
 }

@@ -53,8 +53,36 @@ pub enum Readiness {
     /// Not there yet, but it will be.
     Later,
     /// Further ahead than the server will wait for (RFC 8216bis 6.2.5.2: more
-    /// than two segments past the last one).
+    /// than two segments past the last one, or a part more than the Advance
+    /// Part Limit past the last part).
     TooFar,
+}
+
+/// RFC 8216bis 6.2.5.2: "The Advance Part Limit is three divided by the Part
+/// Target Duration if the Part Target Duration is less than one second, or
+/// three otherwise." Rounded up, so a player is never refused for rounding.
+fn advance_part_limit(part_target: Duration) -> u64 {
+    let millis = part_target.as_millis().max(1) as u64;
+    if millis < 1000 {
+        3000_u64.div_ceil(millis)
+    } else {
+        3
+    }
+}
+
+/// How many parts past the last one written `(msn, part)` is, at least: the
+/// parts of a segment not yet begun are all ahead of it.
+fn parts_ahead(last: &super::segmenter::Segment, msn: u64, part: usize) -> u64 {
+    // Saturating: a stranger's index may be `usize::MAX`.
+    let parts_to_it = (part as u64).saturating_add(1);
+    if msn < last.msn {
+        0
+    } else if msn == last.msn && !last.complete {
+        // The part being written now has the index `part_count`.
+        parts_to_it.saturating_sub(last.part_count as u64)
+    } else {
+        parts_to_it
+    }
 }
 
 pub struct HlsStream {
@@ -158,6 +186,11 @@ impl HlsStream {
         if segments.front().is_some_and(|s| msn < s.msn) {
             return Readiness::Ready;
         }
+        if let (Some(part), Some(last)) = (part, segments.back())
+            && parts_ahead(last, msn, part) > advance_part_limit(segmenter.settings().part_target)
+        {
+            return Readiness::TooFar;
+        }
         match segments.iter().find(|s| s.msn == msn) {
             Some(s) if s.complete => Readiness::Ready,
             Some(s) if part.is_some_and(|p| p < s.part_count) => Readiness::Ready,
@@ -237,9 +270,34 @@ mod tests {
         assert_eq!(stream.readiness(100, None), Readiness::Ready);
         assert_eq!(stream.readiness(102, Some(0)), Readiness::Ready);
         assert_eq!(stream.readiness(102, None), Readiness::Later);
-        assert_eq!(stream.readiness(102, Some(99)), Readiness::Later);
+        assert_eq!(stream.readiness(102, Some(5)), Readiness::Later);
         assert_eq!(stream.readiness(104, Some(0)), Readiness::Later);
         assert_eq!(stream.readiness(105, Some(0)), Readiness::TooFar);
+    }
+
+    #[test]
+    fn a_part_past_the_advance_part_limit_is_too_far() {
+        let stream = stream_with(5);
+        let written = {
+            let segmenter = stream.lock();
+            let last = segmenter.segments().back().unwrap();
+            assert!(!last.complete, "the test needs a segment being written");
+            (last.msn, last.part_count)
+        };
+        let (msn, count) = written;
+        // A part target of 334 ms allows ceil(3 / 0.334) = 9 parts ahead.
+        assert_eq!(advance_part_limit(Duration::from_millis(334)), 9);
+        assert_eq!(advance_part_limit(Duration::from_secs(2)), 3);
+        assert_eq!(stream.readiness(msn, Some(count + 8)), Readiness::Later);
+        assert_eq!(stream.readiness(msn, Some(count + 9)), Readiness::TooFar);
+        assert_eq!(stream.readiness(msn + 1, Some(8)), Readiness::Later);
+        assert_eq!(stream.readiness(msn + 1, Some(9)), Readiness::TooFar);
+        assert_eq!(stream.readiness(msn, Some(usize::MAX)), Readiness::TooFar);
+        // Parts of segments already written are never too far.
+        assert_eq!(
+            stream.readiness(msn - 1, Some(usize::MAX)),
+            Readiness::Ready
+        );
     }
 
     #[tokio::test]

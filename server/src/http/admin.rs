@@ -17,12 +17,16 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use tinsel_frontend::admin::api::{Schedules, SessionInfo};
 use tower_sessions::Session;
-use tracing::{info, warn};
+use tracing::info;
 
+use super::slots::client_key;
+use crate::auth::accounts::{self, AccountError};
+use crate::auth::hashing::Hashing;
 use crate::auth::throttle::{Limits, Throttle};
-use crate::auth::{AdminUser, SessionSettings, accounts, session};
+use crate::auth::{AdminUser, SessionSettings, session};
 use crate::control::{Action, AuditEntry, OutletState, Schedule, Source};
 use crate::http::ApiError;
+use crate::limits::refused;
 use crate::state::AppState;
 
 /// Failed logins, shared by every request.
@@ -34,7 +38,12 @@ pub fn admin_routes(state: &AppState) -> Router<AppState> {
         idle_timeout: state.config.admin_idle_timeout,
         secure: state.config.secure_cookies,
     };
-    let logins: Logins = Arc::new(Mutex::new(Throttle::new(Limits::default())));
+    let auth_limits = state.config.auth_limits;
+    let logins: Logins = Arc::new(Mutex::new(Throttle::new(Limits {
+        max_entries: auth_limits.login_throttle_max_entries,
+        ..Limits::default()
+    })));
+    let hashing = Hashing::new(&auth_limits);
     Router::new()
         .route(
             "/session",
@@ -52,6 +61,7 @@ pub fn admin_routes(state: &AppState) -> Router<AppState> {
             put(schedules_put).delete(schedules_delete),
         )
         .layer(Extension(logins))
+        .layer(Extension(hashing))
         .layer(session::layer(&state.db, settings))
 }
 
@@ -61,20 +71,52 @@ struct Login {
     password: String,
 }
 
+/// Logging in. What a stranger may cost here, in order: a name outside the
+/// account name rule or an over-long password is a 400 before anything is
+/// looked up or counted; a throttled account or address is a 429; a full
+/// queue of password checks is a 503 at once. Only then is the password
+/// checked, as many at a time as `login_max_concurrent_hashes` allows.
 async fn session_create(
     State(state): State<AppState>,
     Extension(logins): Extension<Logins>,
+    Extension(hashing): Extension<Hashing>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
     body: Result<Json<Login>, JsonRejection>,
 ) -> Result<Json<SessionInfo>, ApiError> {
     let Login { username, password } = json(body)?;
-    let address = peer.ip();
+    if !accounts::is_valid_account_name(&username) {
+        refused(
+            peer,
+            "login_account_name",
+            "a login with a name no account can have",
+        );
+        return Err(ApiError::BadRequest(
+            "no account can have that name: use 1 to 64 letters, digits, '.', '-', '_' or '@'"
+                .to_string(),
+        ));
+    }
+    if password.len() > accounts::MAX_PASSWORD_BYTES {
+        refused(
+            peer,
+            "login_password_bytes",
+            "a login with an over-long password",
+        );
+        return Err(ApiError::BadRequest(format!(
+            "the password is longer than {} bytes, which no account has",
+            accounts::MAX_PASSWORD_BYTES
+        )));
+    }
+    let address = client_key(peer.ip());
     let began = Instant::now();
     let allowed = lock(&logins).begin(began, &username, address);
     if let Err(wait) = allowed {
         let minutes = wait.as_secs().div_ceil(60);
-        warn!(%username, %address, "login refused: too many failures");
+        refused(
+            peer,
+            "login_throttle",
+            format_args!("login for {username:?}: too many failures"),
+        );
         return Err(ApiError::TooManyRequests {
             message: format!(
                 "too many failed logins for this account or from this address; \
@@ -84,11 +126,27 @@ async fn session_create(
             retry_after_s: wait.as_secs().max(1),
         });
     }
-    let good = accounts::verify(&state.db, &username, &password)
-        .await
-        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    let good = match accounts::verify(&state.db, &hashing, &username, &password).await {
+        Ok(good) => good,
+        Err(AccountError::Busy) => {
+            // No password was checked: the attempt does not count.
+            lock(&logins).handle_abandoned(began, &username, address);
+            refused(
+                peer,
+                "login_max_waiting_hashes",
+                "login: every password check is running or queued",
+            );
+            return Err(ApiError::Unavailable(AccountError::Busy.to_string()));
+        }
+        Err(err) => return Err(ApiError::Internal(err.to_string())),
+    };
     if !good {
-        warn!(%username, %address, "login failed");
+        // Through the rate-limited line: failures come as fast as hashes do.
+        refused(
+            peer,
+            "login_password",
+            format_args!("login for {username:?}: wrong username or password"),
+        );
         return Err(ApiError::Unauthorized(
             "wrong username or password".to_string(),
         ));
@@ -208,10 +266,19 @@ async fn schedules_delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// A JSON body, or a 400 that says what is wrong with it.
+/// A JSON body, or a 400 that says what is wrong with it (413 when it is too
+/// large; the body limit's middleware words that answer).
 fn json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    body.map(|Json(value)| value)
-        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+    body.map(|Json(value)| value).map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!(
+                "the request body is too large (http_max_body_bytes): {}",
+                rejection.body_text()
+            ))
+        } else {
+            ApiError::BadRequest(rejection.body_text())
+        }
+    })
 }
 
 fn lock(logins: &Logins) -> std::sync::MutexGuard<'_, Throttle> {

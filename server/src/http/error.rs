@@ -31,6 +31,9 @@ pub enum ApiError {
     Unavailable(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A body over the size limit of its route.
+    #[error("{0}")]
+    PayloadTooLarge(String),
     /// A failure of the server's own; the client learns only that much.
     #[error("{0}")]
     Internal(String),
@@ -47,6 +50,7 @@ impl IntoResponse for ApiError {
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         let message = match &self {

@@ -12,12 +12,17 @@
 //! A comment line every [`KEEP_ALIVE`] keeps proxies from closing an idle
 //! connection; the browser's `EventSource` reconnects by itself when it drops.
 //! The feed ends when the server shuts down, so it never holds up a drain.
+//! Feeds are capped per address and in all ([`FeedSlots`]); beyond a cap the
+//! answer is 429 or 503 with the reason (`EventSource` does not retry after
+//! one: the page has to be reloaded).
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{ConnectInfo, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -28,7 +33,10 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
+use super::slots::{Full, Slot, Slots};
 use super::streams::stream_status;
+use crate::config::is_valid_name;
+use crate::limits::refused;
 use crate::state::AppState;
 
 /// How often the stream's state is looked at; changes reach the page this fast.
@@ -47,11 +55,48 @@ pub struct EventsQuery {
     stream: Option<String>,
 }
 
+/// The places for open feeds: `http_max_sse` in all, `http_max_sse_per_ip`
+/// from one address. A feed lives as long as the page, so without a cap one
+/// client could hold any number of connections and tasks.
+#[derive(Clone)]
+pub struct FeedSlots(pub Slots);
+
 pub async fn events_get(
     State(state): State<AppState>,
-    Query(query): Query<EventsQuery>,
+    Extension(FeedSlots(slots)): Extension<FeedSlots>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    query: Result<Query<EventsQuery>, QueryRejection>,
     shutdown: Option<Extension<Shutdown>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let Query(query) = query.map_err(|rejection| ApiError::BadRequest(rejection.body_text()))?;
+    let slot = slots.try_take(peer.ip()).map_err(|full| {
+        let (limit, error) = match full {
+            Full::Total { max } => (
+                "http_max_sse",
+                ApiError::Unavailable(format!(
+                    "all {max} live-event feeds are taken; reload the page in a minute"
+                )),
+            ),
+            Full::PerAddress { max } => (
+                "http_max_sse_per_ip",
+                ApiError::TooManyRequests {
+                    message: format!(
+                        "your address already has {max} live-event feeds open; close some pages"
+                    ),
+                    retry_after_s: 10,
+                },
+            ),
+        };
+        refused(peer, limit, format_args!("event feed: {full}"));
+        error
+    })?;
+    if let Some(name) = query.stream.as_deref().filter(|n| !is_valid_name(n)) {
+        // Not echoed back: it may be any length.
+        return Err(ApiError::NotFound(format!(
+            "no such stream ({} bytes): a stream name is 1 to 64 of a-z, 0-9, '-' and '_'",
+            name.len()
+        )));
+    }
     let name = match query.stream {
         Some(name) => name,
         None => state
@@ -71,6 +116,7 @@ pub async fn events_get(
     lights.mark_changed();
     let actions = state.lights.audit_events();
     let feed = Feed {
+        _slot: slot,
         state,
         name,
         lights: Some(lights),
@@ -87,6 +133,8 @@ pub async fn events_get(
 
 /// One page's feed: what it was last told, so only news goes out.
 struct Feed {
+    /// Given back when the page goes away or the server stops.
+    _slot: Slot,
     state: AppState,
     name: String,
     token: CancellationToken,

@@ -6,16 +6,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
-use serde::Deserialize;
 use tower_http::cors::{Any, CorsLayer};
 
 use super::error::ApiError;
+use super::hls_query::parse_directives;
+use crate::config::is_valid_name;
 use crate::hls::{HlsStream, Readiness};
+use crate::limits::refused;
 use crate::state::AppState;
 
 /// Segments and parts never change once written: any cache may keep them.
@@ -34,16 +36,13 @@ pub fn hls_routes() -> Router<AppState> {
         )
 }
 
-/// The delivery directives of RFC 8216bis 6.2.5.2.
-#[derive(Debug, Deserialize)]
-pub struct Blocking {
-    #[serde(rename = "_HLS_msn")]
-    msn: Option<u64>,
-    #[serde(rename = "_HLS_part")]
-    part: Option<usize>,
-}
-
 fn live_stream(state: &AppState, name: &str) -> Result<Arc<HlsStream>, ApiError> {
+    if !is_valid_name(name) {
+        // Not looked up, and not echoed back: it may be any length.
+        return Err(ApiError::NotFound(
+            "no such stream: a stream name is 1 to 64 of a-z, 0-9, '-' and '_'".into(),
+        ));
+    }
     let stream = state
         .hls
         .stream(name)
@@ -61,30 +60,44 @@ fn live_stream(state: &AppState, name: &str) -> Result<Arc<HlsStream>, ApiError>
 async fn playlist_get(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(blocking): Query<Blocking>,
+    RawQuery(query): RawQuery,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
 ) -> Result<Response, ApiError> {
+    let directives = parse_directives(query.as_deref().unwrap_or("")).map_err(|err| {
+        refused(peer, "hls_delivery_directives", &err);
+        ApiError::BadRequest(err.to_string())
+    })?;
     let stream = live_stream(&state, &name)?;
-    match (blocking.msn, blocking.part) {
-        (None, Some(_)) => return Err(ApiError::BadRequest("_HLS_part needs _HLS_msn".into())),
-        (Some(msn), part) => {
-            if stream.readiness(msn, part) == Readiness::TooFar {
-                return Err(ApiError::BadRequest(format!(
-                    "segment {msn} is more than two segments ahead of the stream"
-                )));
-            }
-            // Three target durations, as the spec allows a server to wait.
-            let wait = stream.target_duration() * 3;
-            let ready = stream
-                .wait_until(wait, |s| s.readiness(msn, part) == Readiness::Ready)
-                .await;
-            if !ready {
-                return Err(ApiError::Unavailable(format!(
-                    "segment {msn} did not come within {wait:?}"
-                )));
-            }
+    // A part index past usize is past any limit; `readiness` says so.
+    let part = directives
+        .part
+        .map(|p| usize::try_from(p).unwrap_or(usize::MAX));
+    if let Some(msn) = directives.msn {
+        if stream.readiness(msn, part) == Readiness::TooFar {
+            let what = match part {
+                Some(part) => format!(
+                    "segment {msn} part {part} is further ahead of the stream than a \
+                         server waits for (RFC 8216bis 6.2.5.2: two segments, or the Advance \
+                         Part Limit); ask for the next part the playlist lists"
+                ),
+                None => format!(
+                    "segment {msn} is more than two segments ahead of the stream \
+                         (RFC 8216bis 6.2.5.2); ask for the next one the playlist lists"
+                ),
+            };
+            refused(peer, "hls_delivery_directives", &what);
+            return Err(ApiError::BadRequest(what));
         }
-        (None, None) => {}
+        // Three target durations, as the spec allows a server to wait.
+        let wait = stream.target_duration() * 3;
+        let ready = stream
+            .wait_until(wait, |s| s.readiness(msn, part) == Readiness::Ready)
+            .await;
+        if !ready {
+            return Err(ApiError::Unavailable(format!(
+                "segment {msn} did not come within {wait:?}"
+            )));
+        }
     }
     let text = stream.playlist().ok_or_else(|| {
         ApiError::Unavailable(format!(
@@ -137,7 +150,13 @@ async fn media_get(
             "{file} is not (or no longer) in the playlist of {name:?}"
         ))
     };
-    let bytes = match parse_file(&file).ok_or_else(missing)? {
+    // Not echoed back: it may be any length.
+    let unknown = || {
+        ApiError::NotFound(
+            "no such file: the playlist names initN.mp4, segN.m4s and partN.I.m4s".into(),
+        )
+    };
+    let bytes = match parse_file(&file).ok_or_else(unknown)? {
         File::Init(msn) => stream.init(msn),
         File::Segment(msn) => stream.segment(msn),
         File::Part(msn, index) => match stream.part(msn, index) {

@@ -1,14 +1,25 @@
 //! The web layer: the Leptos app, the JSON API and health checks.
+//!
+//! What a stranger may cost it is bounded in three places: [`serve`]
+//! (connections, header time and size), [`body`] (request bodies, every
+//! route), and the handlers that hold a request open (event feeds in
+//! `events`, blocking playlist reloads in `hls`). Every refusal is a 4xx or
+//! a 503 with the reason, and one rate-limited log line
+//! ([`crate::limits::refused`]).
 
 mod admin;
 mod app;
+mod body;
 mod error;
 mod events;
 mod hls;
+pub mod hls_query;
 mod lights;
 pub mod limits;
 mod push;
+pub mod serve;
 mod site;
+pub mod slots;
 mod streams;
 mod tweets;
 mod webrtc;
@@ -16,8 +27,9 @@ mod webrtc;
 pub use error::ApiError;
 pub use events::Shutdown;
 
-use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::{Extension, Router};
 use tower_http::compression::CompressionLayer;
 use tower_http::trace::TraceLayer;
 
@@ -25,10 +37,15 @@ use crate::state::AppState;
 
 /// Every HTTP route of the server.
 pub fn router(state: AppState) -> Router {
+    let limits = state.config.http_limits;
+    let feeds = events::FeedSlots(slots::Slots::new(
+        limits.http_max_sse,
+        limits.http_max_sse_per_ip,
+    ));
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
-        .route("/events", get(events::events_get))
+        .route("/events", get(events::events_get).layer(Extension(feeds)))
         .route("/site", get(site::site_get))
         .merge(admin::admin_routes(&state));
     app::routes(&state)
@@ -36,6 +53,11 @@ pub fn router(state: AppState) -> Router {
         .nest("/api", api)
         .merge(hls::hls_routes())
         .merge(webrtc::webrtc_routes())
+        .layer(DefaultBodyLimit::max(limits.http_max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            body::BodyLimit(limits.http_max_body_bytes),
+            body::limit,
+        ))
         .layer(CompressionLayer::new())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
