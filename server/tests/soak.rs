@@ -50,7 +50,8 @@ fn env_s(name: &str, default: u64) -> Duration {
 
 /// A lighter publisher than `common::Publisher` (360p), so an hour of
 /// restarts leaves the machine's cores to the server and the viewers.
-fn publisher(url: &str) -> Child {
+fn publisher(url: &str, log: &std::path::Path) -> Child {
+    let stderr = std::fs::File::create(log).expect("the publisher's log file");
     Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
@@ -68,7 +69,7 @@ fn publisher(url: &str) -> Child {
         ])
         .args(["-c:a", "aac", "-b:a", "64k", "-f", "flv", url])
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("start ffmpeg (is it installed?)")
 }
@@ -232,7 +233,8 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
     let counts = Arc::new(Counts::default());
     let attached = Arc::new(Mutex::new(Attached::default()));
 
-    let mut live = publisher(&publish_url);
+    let publisher_log = server.data_dir.join("publisher.log");
+    let mut live = publisher(&publish_url, &publisher_log);
     server.wait_live(true);
 
     // The attached viewer, on its own runtime for the whole run.
@@ -426,34 +428,42 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         }
         if now >= next_restart && deadline.saturating_duration_since(now) > RESTART_MEDIA_WITHIN {
             end(&mut live);
-            live = publisher(&publish_url);
+            live = publisher(&publish_url, &publisher_log);
             restarts.push(Instant::now());
             next_restart += restart_every;
         }
         // Each restart must bring media to the attached viewer in time.
-        if let Some(at) = restarts.get(checked_restarts) {
-            let a = attached.lock().unwrap();
-            assert!(
-                a.lost.is_none(),
-                "the attached viewer was lost: {:?}",
-                a.lost
-            );
-            if a.last_video_at
-                .is_some_and(|t| t > *at + Duration::from_secs(1))
-            {
-                println!(
-                    "restart {} at {:.0} s: the attached viewer has video again ({} frames so far)",
+        if let Some(at) = restarts.get(checked_restarts).copied() {
+            let (lost, last_video_at, frames) = {
+                let a = attached.lock().unwrap();
+                (a.lost.clone(), a.last_video_at, a.video_frames)
+            };
+            if lost.is_some() || at.elapsed() >= RESTART_MEDIA_WITHIN {
+                stop.store(true, Ordering::Relaxed);
+                let logs = server.logs();
+                let tail = &logs[logs.len().saturating_sub(30)..];
+                panic!(
+                    "restart {} at {:.0} s: the attached viewer {} ({frames} frames so far); \
+                     stream {}; publisher {:?}: {}\nlast server log lines:\n{}",
                     checked_restarts + 1,
-                    (*at - started).as_secs_f64(),
-                    a.video_frames
+                    (at - started).as_secs_f64(),
+                    match &lost {
+                        Some(why) => format!("was lost: {why}"),
+                        None => format!("got no video within {RESTART_MEDIA_WITHIN:?}"),
+                    },
+                    server.tree_status(),
+                    live.try_wait(),
+                    std::fs::read_to_string(&publisher_log).unwrap_or_default(),
+                    tail.join("\n")
+                );
+            }
+            if last_video_at.is_some_and(|t| t > at + Duration::from_secs(1)) {
+                println!(
+                    "restart {} at {:.0} s: the attached viewer has video again ({frames} frames so far)",
+                    checked_restarts + 1,
+                    (at - started).as_secs_f64(),
                 );
                 checked_restarts += 1;
-            } else {
-                assert!(
-                    at.elapsed() < RESTART_MEDIA_WITHIN,
-                    "no video to the attached viewer within {RESTART_MEDIA_WITHIN:?} of restart {}",
-                    checked_restarts + 1
-                );
             }
         }
         assert!(open_fds(pid) > 0, "the server process is gone");
