@@ -347,6 +347,12 @@ fn a_hostile_x_api_gives_clear_errors_bounded_memory_and_the_poller_keeps_pollin
         peak - baseline,
         x.state.lock().unwrap().served.len()
     );
+    let logs = server.logs();
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("refused") && l.contains("max_response_bytes")),
+        "the oversize answers are logged as refusals"
+    );
     // Reading the 50 MB body would alone add 50 MiB.
     assert!(
         peak - baseline < 32 * 1024,
@@ -697,6 +703,13 @@ fn a_hostile_snmp_agent_is_an_error_for_its_outlet_and_the_real_pdu_keeps_workin
     wait_for(Duration::from_secs(10), "good-1 on after the poll", || {
         (outlet(&server, "good-1")["on"] == true).then_some(())
     });
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|l| l.contains("refused") && l.contains("MAX_DATAGRAMS_PER_TRY")),
+        "the skipped datagrams are logged as refusals"
+    );
     println!(
         "RSS baseline {baseline} KiB, peak {peak} KiB; the hostile agent got {} requests",
         agent.requests()

@@ -206,6 +206,13 @@ impl SnmpClient {
         if skipped == 0 {
             Err(TryError::Retry)
         } else {
+            crate::limits::refused(
+                &self.target.address,
+                "MAX_DATAGRAMS_PER_TRY",
+                format_args!(
+                    "{skipped} datagrams that did not answer the request (the last was {last})"
+                ),
+            );
             Err(TryError::Unrelated {
                 datagrams: skipped,
                 last,

@@ -359,6 +359,10 @@ impl Client {
         Answer { page, rate }
     }
 
+    fn refused(&self, what: impl std::fmt::Display) {
+        crate::limits::refused(&self.base, "max_response_bytes", what);
+    }
+
     /// The answer's body, or `Err(None)` as soon as it is known to be over
     /// `max_body` (from `Content-Length`, or while reading an endless one).
     async fn read_body(
@@ -367,12 +371,17 @@ impl Client {
     ) -> Result<Vec<u8>, Option<reqwest::Error>> {
         let announced = response.content_length().unwrap_or(0);
         if announced > self.max_body as u64 {
+            self.refused(format_args!("an answer announced as {announced} bytes"));
             return Err(None);
         }
         // The announced length is within the limit, so reserving it is bounded.
         let mut body = Vec::with_capacity(announced as usize);
         while let Some(chunk) = response.chunk().await.map_err(Some)? {
             if body.len() + chunk.len() > self.max_body {
+                self.refused(format_args!(
+                    "an answer of more than {} bytes",
+                    self.max_body
+                ));
                 return Err(None);
             }
             body.extend_from_slice(&chunk);
