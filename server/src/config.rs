@@ -526,6 +526,9 @@ impl Config {
             .or(raw.admin_idle_timeout_min)
             .unwrap_or(30);
         at_least("admin_idle_timeout_min", idle_min, 1)?;
+        // Minutes become seconds and then a session expiry date: a month keeps
+        // both far from overflow.
+        at_most("admin_idle_timeout_min", idle_min, 43_200)?;
         let secure_cookies = args.secure_cookies.or(raw.secure_cookies).unwrap_or(false);
 
         let lights = LightsConfig::check(RawLights {

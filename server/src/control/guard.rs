@@ -58,8 +58,14 @@ impl RelayGuard {
         }
         // The oldest switches must leave the window until `needed` fit.
         let must_leave = count + needed - max;
+        // The window is bounded in the config; the checked add keeps a guard
+        // built by hand from panicking all the same.
         let retry_after = match self.switches.get(must_leave - 1) {
-            Some(at) => (*at + self.settings.window).saturating_duration_since(now),
+            Some(at) => at
+                .checked_add(self.settings.window)
+                .map_or(self.settings.window, |end| {
+                    end.saturating_duration_since(now)
+                }),
             None => self.settings.window,
         };
         Err(Refusal {
@@ -133,6 +139,18 @@ mod tests {
                 retry_after: Duration::from_secs(58),
             })
         );
+    }
+
+    #[test]
+    fn a_window_past_the_end_of_time_refuses_without_panicking() {
+        let start = Instant::now();
+        let mut g = RelayGuard::new(GuardSettings {
+            max_switches: 2,
+            window: Duration::MAX,
+        });
+        g.record(start);
+        g.record(start);
+        assert_eq!(g.check(start, 1).unwrap_err().retry_after, Duration::MAX);
     }
 
     #[test]

@@ -18,6 +18,7 @@
 //! - [`settings`]: the `[[pdu]]`/`[[outlet]]`/`timezone` config.
 //! - [`pdu`]: OIDs and values per PDU model, and the SNMP or simulated backend.
 //! - [`snmp`]: get and set with a timeout and retries.
+//! - [`snmp_message`]: v2c requests as bytes, and what a datagram back says (pure).
 //! - [`guard`]: how often an outlet may switch (pure).
 //! - [`schedule`]: what a daily window wants when (pure).
 //! - [`worker`], [`scheduler`]: the tasks.
@@ -29,6 +30,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod settings;
 pub mod snmp;
+pub mod snmp_message;
 pub mod store;
 pub mod worker;
 

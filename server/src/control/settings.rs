@@ -25,6 +25,16 @@ pub const DEFAULT_GUARD_SWITCHES: u32 = 10;
 pub const DEFAULT_GUARD_WINDOW_S: u64 = 60;
 pub const DEFAULT_SNMP_TIMEOUT_MS: u64 = 1000;
 pub const DEFAULT_SNMP_RETRIES: u32 = 2;
+/// Upper bounds of the values above. Each feeds time arithmetic (a deadline
+/// is now plus the value), so each must stay far from overflow; within them
+/// every setting a PDU or a tree could want still fits.
+pub const MAX_POLL_S: u64 = 86_400;
+/// A relay guard keeps one instant per switch in its window: this bounds its
+/// memory per outlet (1.6 MB at most).
+pub const MAX_GUARD_SWITCHES: u32 = 100_000;
+pub const MAX_GUARD_WINDOW_S: u64 = 86_400;
+pub const MAX_SNMP_TIMEOUT_MS: u64 = 60_000;
+pub const MAX_SNMP_RETRIES: u32 = 10;
 
 #[derive(Debug, Error)]
 pub enum LightsConfigError {
@@ -46,6 +56,12 @@ pub enum LightsConfigError {
     Pdu { pdu: String, message: String },
     #[error("{key} must be at least {min}")]
     TooSmall { key: &'static str, min: u64 },
+    #[error("{key} = {value} is too large: it must be at most {max}")]
+    TooLarge {
+        key: &'static str,
+        value: u64,
+        max: u64,
+    },
 }
 
 /// One `[[pdu]]` table as written.
@@ -171,11 +187,18 @@ impl LightsConfig {
             .map_err(|_| LightsConfigError::Timezone(tz_name.to_string()))?;
         let poll_s = raw.poll_s.unwrap_or(DEFAULT_POLL_S);
         at_least("lights_poll_s", poll_s, 1)?;
+        at_most("lights_poll_s", poll_s, MAX_POLL_S)?;
         let switches = raw.guard_switches.unwrap_or(DEFAULT_GUARD_SWITCHES);
         // A flash needs two switches (on, then back), so fewer could never flash.
         at_least("relay_guard_switches", u64::from(switches), 2)?;
+        at_most(
+            "relay_guard_switches",
+            u64::from(switches),
+            u64::from(MAX_GUARD_SWITCHES),
+        )?;
         let window_s = raw.guard_window_s.unwrap_or(DEFAULT_GUARD_WINDOW_S);
         at_least("relay_guard_window_s", window_s, 1)?;
+        at_most("relay_guard_window_s", window_s, MAX_GUARD_WINDOW_S)?;
 
         let (pdus, outlets) = if raw.pdus.is_empty() && raw.outlets.is_empty() {
             simulated_default()
@@ -357,6 +380,17 @@ fn pdu(raw: RawPdu) -> Result<PduConfig, LightsConfigError> {
     if timeout_ms < 10 {
         return Err(fail("timeout_ms must be at least 10".into()));
     }
+    if timeout_ms > MAX_SNMP_TIMEOUT_MS {
+        return Err(fail(format!(
+            "timeout_ms = {timeout_ms} is too large: it must be at most {MAX_SNMP_TIMEOUT_MS}"
+        )));
+    }
+    let retries = raw.retries.unwrap_or(DEFAULT_SNMP_RETRIES);
+    if retries > MAX_SNMP_RETRIES {
+        return Err(fail(format!(
+            "retries = {retries} is too large: it must be at most {MAX_SNMP_RETRIES}"
+        )));
+    }
     Ok(PduConfig {
         name: raw.name,
         kind: PduKind::Snmp {
@@ -364,7 +398,7 @@ fn pdu(raw: RawPdu) -> Result<PduConfig, LightsConfigError> {
                 address,
                 auth,
                 timeout: Duration::from_millis(timeout_ms),
-                retries: raw.retries.unwrap_or(DEFAULT_SNMP_RETRIES),
+                retries,
             },
             model,
         },
@@ -417,6 +451,14 @@ fn check_name(kind: &'static str, name: &str) -> Result<(), LightsConfigError> {
 fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), LightsConfigError> {
     if value < min {
         Err(LightsConfigError::TooSmall { key, min })
+    } else {
+        Ok(())
+    }
+}
+
+fn at_most(key: &'static str, value: u64, max: u64) -> Result<(), LightsConfigError> {
+    if value > max {
+        Err(LightsConfigError::TooLarge { key, value, max })
     } else {
         Ok(())
     }
@@ -545,5 +587,53 @@ mod tests {
             assert_eq!(err, want, "for config:\n{text}");
             assert!(!err.contains('\n'));
         }
+    }
+
+    #[test]
+    fn values_that_feed_arithmetic_have_an_upper_bound() {
+        let pdu = "[[pdu]]\nname = \"p\"\naddress = \"192.0.2.1\"\ncommunity = \"c\"\n";
+        assert_eq!(
+            check(&format!("{pdu}retries = 4294967295\n")).unwrap_err(),
+            "pdu \"p\": retries = 4294967295 is too large: it must be at most 10"
+        );
+        assert_eq!(
+            check(&format!("{pdu}timeout_ms = 9223372036854775807\n")).unwrap_err(),
+            "pdu \"p\": timeout_ms = 9223372036854775807 is too large: it must be at most 60000"
+        );
+        assert!(check(&format!("{pdu}retries = 10\ntimeout_ms = 60000\n")).is_ok());
+        let lights = |raw: RawLights| LightsConfig::check(raw).map_err(|e| e.to_string());
+        assert_eq!(
+            lights(RawLights {
+                poll_s: Some(u64::MAX),
+                ..RawLights::default()
+            })
+            .unwrap_err(),
+            "lights_poll_s = 18446744073709551615 is too large: it must be at most 86400"
+        );
+        assert_eq!(
+            lights(RawLights {
+                guard_window_s: Some(u64::MAX),
+                ..RawLights::default()
+            })
+            .unwrap_err(),
+            "relay_guard_window_s = 18446744073709551615 is too large: it must be at most 86400"
+        );
+        assert_eq!(
+            lights(RawLights {
+                guard_switches: Some(u32::MAX),
+                ..RawLights::default()
+            })
+            .unwrap_err(),
+            "relay_guard_switches = 4294967295 is too large: it must be at most 100000"
+        );
+        assert!(
+            lights(RawLights {
+                poll_s: Some(MAX_POLL_S),
+                guard_switches: Some(MAX_GUARD_SWITCHES),
+                guard_window_s: Some(MAX_GUARD_WINDOW_S),
+                ..RawLights::default()
+            })
+            .is_ok()
+        );
     }
 }

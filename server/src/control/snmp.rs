@@ -1,17 +1,32 @@
 //! An SNMP client for PDUs: get and set of integers, over v2c or v3, with a
 //! timeout per try and a bounded number of tries.
 //!
-//! Built on `snmp2`'s async session. Every try opens a fresh session (one UDP
-//! socket), so a late answer to an abandoned try can never be taken for the
-//! answer to the next one; for v3 this also redoes engine discovery, which
-//! keeps working after the PDU reboots.
+//! Every try opens a fresh UDP socket, so a late answer to an abandoned try
+//! can never be taken for the answer to the next one. v2c requests are
+//! encoded and their answers judged by [`snmp_message`] (pure): datagrams
+//! that do not answer the request (garbage, truncated, another request id or
+//! community) are skipped while the try waits, at most
+//! [`MAX_DATAGRAMS_PER_TRY`] of them, into one 64 KiB buffer, so a hostile
+//! or broken agent costs bounded memory and time and gets an error that says
+//! what it sent. v3 goes through `snmp2`'s async session, which also redoes
+//! engine discovery each try (so it keeps working after the PDU reboots).
+//!
+//! [`snmp_message`]: crate::control::snmp_message
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use snmp2::{AsyncSession, Oid, Value};
+use snmp2::{AsyncSession, Oid};
+use tokio::net::UdpSocket;
 use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::control::settings::{SnmpAuth, SnmpTarget};
+use crate::control::snmp_message::{self, Reply, ReplyError, RequestKind};
+
+/// The largest UDP payload; a datagram is read whole or not at all.
+const DATAGRAM_BYTES: usize = 65_536;
+/// Datagrams that are not the answer, read in one try before giving up on it.
+pub const MAX_DATAGRAMS_PER_TRY: u32 = 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnmpError {
@@ -47,6 +62,16 @@ pub enum SnmpError {
         oid: String,
         what: String,
     },
+    #[error(
+        "PDU {pdu} ({address}) sent {datagrams} datagrams in {waited} but none answered the request (the last was {last}); check that the address is the PDU's SNMP agent and the community is right"
+    )]
+    NoReply {
+        pdu: String,
+        address: String,
+        waited: String,
+        datagrams: u32,
+        last: &'static str,
+    },
 }
 
 /// One PDU's SNMP agent.
@@ -59,6 +84,11 @@ pub struct SnmpClient {
 enum TryError {
     /// Worth another try: no answer, a lost or garbled packet.
     Retry,
+    /// Worth another try: datagrams came, but none answered the request.
+    Unrelated {
+        datagrams: u32,
+        last: &'static str,
+    },
     Final(SnmpError),
 }
 
@@ -75,7 +105,8 @@ impl SnmpClient {
     /// # Errors
     /// No answer in time, an SNMP error status, or a value that is not an integer.
     pub async fn get(&self, oids: &[Oid<'static>]) -> Result<Vec<i64>, SnmpError> {
-        self.with_tries(|| self.try_get(oids)).await
+        self.with_tries(|deadline| self.try_get(oids, deadline))
+            .await
     }
 
     /// Writes one integer.
@@ -84,20 +115,29 @@ impl SnmpClient {
     /// No answer in time, or an SNMP error status (a read-only community, a
     /// value the PDU does not take).
     pub async fn set(&self, oid: &Oid<'static>, value: i64) -> Result<(), SnmpError> {
-        self.with_tries(|| self.try_set(oid, value)).await
+        self.with_tries(|deadline| self.try_set(oid, value, deadline))
+            .await
     }
 
     async fn with_tries<T, F, Fut>(&self, mut attempt: F) -> Result<T, SnmpError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(Instant) -> Fut,
         Fut: Future<Output = Result<T, TryError>>,
     {
-        let tries = self.target.retries + 1;
+        // Both are bounded in the config; saturating all the same, so a
+        // target built by hand cannot overflow or divide by zero.
+        let tries = self.target.retries.saturating_add(1);
+        let mut unrelated: Option<(u32, &'static str)> = None;
         for _ in 0..tries {
             let deadline = Instant::now() + self.target.timeout;
-            match timeout_at(deadline, attempt()).await {
+            match timeout_at(deadline, attempt(deadline)).await {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(TryError::Final(err))) => return Err(err),
+                Ok(Err(TryError::Unrelated { datagrams, last })) => {
+                    let seen = unrelated.map_or(0, |(n, _)| n);
+                    unrelated = Some((seen.saturating_add(datagrams), last));
+                    sleep_until(deadline).await;
+                }
                 // A refusal from the host (ICMP port unreachable) comes back
                 // at once; waiting out the try gives a PDU that is starting up
                 // its full time, and keeps "did not answer in" true.
@@ -105,15 +145,91 @@ impl SnmpClient {
                 Err(_elapsed) => {}
             }
         }
+        let waited = waited(self.target.timeout.saturating_mul(tries), tries);
+        if let Some((datagrams, last)) = unrelated {
+            return Err(SnmpError::NoReply {
+                pdu: self.pdu.clone(),
+                address: self.target.address.clone(),
+                waited,
+                datagrams,
+                last,
+            });
+        }
         Err(SnmpError::NoAnswer {
             pdu: self.pdu.clone(),
             address: self.target.address.clone(),
-            waited: waited(self.target.timeout * tries, tries),
+            waited,
             credentials: match self.target.auth {
                 SnmpAuth::V2c { .. } => "community is",
                 SnmpAuth::V3 { .. } => "user and passwords are",
             },
         })
+    }
+
+    /// One v2c request and its answer, skipping datagrams that are not it,
+    /// until `deadline`.
+    async fn exchange_v2c(
+        &self,
+        community: &[u8],
+        kind: RequestKind,
+        oids: &[Oid<'static>],
+        values: &[i64],
+        deadline: Instant,
+    ) -> Result<Vec<i64>, TryError> {
+        let request_id = rand::random::<i32>();
+        let request = snmp_message::encode_request(community, request_id, kind, oids, values);
+        let socket = connect(&self.target.address)
+            .await
+            .map_err(|_| TryError::Retry)?;
+        socket.send(&request).await.map_err(|_| TryError::Retry)?;
+        let mut buffer = vec![0u8; DATAGRAM_BYTES];
+        let mut skipped = 0u32;
+        let mut last = "";
+        while skipped < MAX_DATAGRAMS_PER_TRY {
+            let len = match timeout_at(deadline, socket.recv(&mut buffer)).await {
+                Ok(Ok(len)) => len,
+                // ICMP port unreachable, or another socket error.
+                Ok(Err(_)) if skipped == 0 => return Err(TryError::Retry),
+                Ok(Err(_)) | Err(_) => break,
+            };
+            match snmp_message::read_reply(&buffer[..len], request_id, community, kind, oids) {
+                Reply::Answer(Ok(values)) => return Ok(values),
+                Reply::Answer(Err(err)) => {
+                    return Err(TryError::Final(self.reply_error(err, oids)));
+                }
+                Reply::Unrelated(why) => {
+                    skipped += 1;
+                    last = why;
+                }
+            }
+        }
+        if skipped == 0 {
+            Err(TryError::Retry)
+        } else {
+            crate::limits::refused(
+                &self.target.address,
+                "MAX_DATAGRAMS_PER_TRY",
+                format_args!(
+                    "{skipped} datagrams that did not answer the request (the last was {last})"
+                ),
+            );
+            Err(TryError::Unrelated {
+                datagrams: skipped,
+                last,
+            })
+        }
+    }
+
+    fn reply_error(&self, err: ReplyError, oids: &[Oid<'static>]) -> SnmpError {
+        match err {
+            ReplyError::Refused { code } => self.refused(code, &names(oids)),
+            other => SnmpError::Unexpected {
+                pdu: self.pdu.clone(),
+                address: self.target.address.clone(),
+                oid: names(oids),
+                what: other.to_string(),
+            },
+        }
     }
 
     async fn session(&self) -> Result<AsyncSession, TryError> {
@@ -159,56 +275,59 @@ impl SnmpClient {
         }
     }
 
-    async fn try_get(&self, oids: &[Oid<'static>]) -> Result<Vec<i64>, TryError> {
+    async fn try_get(
+        &self,
+        oids: &[Oid<'static>],
+        deadline: Instant,
+    ) -> Result<Vec<i64>, TryError> {
+        if let SnmpAuth::V2c { community } = &self.target.auth {
+            return self
+                .exchange_v2c(
+                    community.expose().as_bytes(),
+                    RequestKind::Get,
+                    oids,
+                    &[],
+                    deadline,
+                )
+                .await;
+        }
         let mut session = self.session().await?;
         let refs: Vec<&Oid<'static>> = oids.iter().collect();
-        let names = || {
-            oids.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
         let pdu = session
             .get_many(&refs)
             .await
-            .map_err(|err| self.classify(err, &names()))?;
+            .map_err(|err| self.classify(err, &names(oids)))?;
         if pdu.error_status != 0 {
-            return Err(TryError::Final(self.refused(pdu.error_status, &names())));
+            return Err(TryError::Final(
+                self.refused(pdu.error_status, &names(oids)),
+            ));
         }
-        let mut values = Vec::with_capacity(oids.len());
-        for (oid, value) in pdu.varbinds {
-            let what = match value {
-                Value::Integer(n) => {
-                    values.push(n);
-                    continue;
-                }
-                Value::NoSuchObject | Value::NoSuchInstance | Value::EndOfMibView => {
-                    "no such outlet (check the outlet's index and the PDU's model)".to_string()
-                }
-                _ => "not an integer".to_string(),
-            };
-            return Err(TryError::Final(SnmpError::Unexpected {
-                pdu: self.pdu.clone(),
-                address: self.target.address.clone(),
-                oid: oid.to_string(),
-                what,
-            }));
-        }
-        if values.len() != oids.len() {
-            return Err(TryError::Final(SnmpError::Unexpected {
-                pdu: self.pdu.clone(),
-                address: self.target.address.clone(),
-                oid: names(),
-                what: format!("{} values for {} OIDs", values.len(), oids.len()),
-            }));
-        }
-        Ok(values)
+        snmp_message::check_values(pdu.varbinds, oids)
+            .map_err(|err| TryError::Final(self.reply_error(err, oids)))
     }
 
-    async fn try_set(&self, oid: &Oid<'static>, value: i64) -> Result<(), TryError> {
+    async fn try_set(
+        &self,
+        oid: &Oid<'static>,
+        value: i64,
+        deadline: Instant,
+    ) -> Result<(), TryError> {
+        if let SnmpAuth::V2c { community } = &self.target.auth {
+            let oids = [oid.clone()];
+            return self
+                .exchange_v2c(
+                    community.expose().as_bytes(),
+                    RequestKind::Set,
+                    &oids,
+                    &[value],
+                    deadline,
+                )
+                .await
+                .map(|_| ());
+        }
         let mut session = self.session().await?;
         let pdu = session
-            .set(&[(oid, Value::Integer(value))])
+            .set(&[(oid, snmp2::Value::Integer(value))])
             .await
             .map_err(|err| self.classify(err, &oid.to_string()))?;
         if pdu.error_status != 0 {
@@ -247,6 +366,31 @@ impl SnmpClient {
             oid: oid.to_string(),
         }
     }
+}
+
+/// The OIDs asked for, as the error names them.
+fn names(oids: &[Oid<'_>]) -> String {
+    oids.iter()
+        .map(snmp_message::oid_text)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A UDP socket connected to `address` (`HOST:PORT`), so the kernel drops
+/// datagrams from anyone else.
+async fn connect(address: &str) -> std::io::Result<UdpSocket> {
+    let target: SocketAddr = tokio::net::lookup_host(address)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("the address resolves to nothing"))?;
+    let local: SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = UdpSocket::bind(local).await?;
+    socket.connect(target).await?;
+    Ok(socket)
 }
 
 /// "3 s (3 tries of 1 s)".

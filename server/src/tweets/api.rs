@@ -11,6 +11,13 @@
 //!   `{"errors":[{"message",...}],"title","detail","type"}`.
 //! - every answer: `x-rate-limit-limit`, `x-rate-limit-remaining`,
 //!   `x-rate-limit-reset` (Unix seconds when the window resets).
+//!
+//! The API is a peer on the network, so nothing it sends is trusted: the
+//! answer is read up to `max_response_bytes` and no further, the whole call
+//! has one deadline (a slow drip of bytes cannot hold the poller), JSON
+//! nesting stays within serde_json's recursion limit (128), and any text
+//! from the answer that reaches the status or the log is cut short and
+//! stripped of control characters.
 
 use std::time::Duration;
 
@@ -22,7 +29,8 @@ use crate::config::Secret;
 
 /// X allows 10 to 100 results a page.
 pub const MAX_RESULTS: u32 = 100;
-const TIMEOUT: Duration = Duration::from_secs(10);
+/// Text from an answer shown in the status and the log, in characters.
+const MAX_DETAIL_CHARS: usize = 200;
 
 /// One tweet, with its author's username when the expansion gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +91,14 @@ pub enum ApiError {
     Unreachable { base: String, cause: String },
     #[error("the X API answered with JSON that does not parse ({cause}); skipped")]
     Malformed { cause: String },
+    #[error(
+        "the X API sent an answer over {limit} bytes, which is not read; check [twitter] api_base, or raise [twitter] max_response_bytes"
+    )]
+    TooLarge { limit: usize },
+    #[error(
+        "the X API did not finish answering within {seconds} s; retrying with backoff (raise [twitter] timeout_s on a slow network)"
+    )]
+    TooSlow { seconds: u64 },
 }
 
 /// One search call's outcome and the rate limit it reported.
@@ -205,8 +221,9 @@ pub fn read_answer(status: StatusCode, body: &[u8]) -> Result<Page, ApiError> {
 }
 
 fn parse_page(body: &[u8]) -> Result<Page, ApiError> {
+    // serde_json's default recursion limit stays on: deeper nesting is an error.
     let body: Body = serde_json::from_slice(body).map_err(|err| ApiError::Malformed {
-        cause: err.to_string(),
+        cause: tidy(&err.to_string()),
     })?;
     let users = body.includes.map(|i| i.users).unwrap_or_default();
     let tweets = body
@@ -237,13 +254,28 @@ fn parse_page(body: &[u8]) -> Result<Page, ApiError> {
 /// `errors[].message`, `title`, or the status's reason.
 fn problem_detail(status: StatusCode, body: &[u8]) -> String {
     let problem: Problem = serde_json::from_slice(body).unwrap_or_default();
-    problem
+    let text = problem
         .errors
         .into_iter()
         .find_map(|e| e.message)
         .or(problem.detail)
         .or(problem.title)
-        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    tidy(&text)
+}
+
+/// Text from the network made fit for one log line: at most
+/// [`MAX_DETAIL_CHARS`] characters, control characters as spaces.
+fn tidy(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_DETAIL_CHARS)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if text.chars().nth(MAX_DETAIL_CHARS).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 /// An HTTP client for one API base and token.
@@ -252,20 +284,32 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Secret,
+    timeout: Duration,
+    max_body: usize,
 }
 
 impl Client {
+    /// `timeout` bounds a whole call, answer included; `max_body` the bytes
+    /// of an answer.
+    ///
     /// # Errors
     /// The TLS backend cannot start.
-    pub fn new(base: &str, token: Secret) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        base: &str,
+        token: Secret,
+        timeout: Duration,
+        max_body: usize,
+    ) -> Result<Self, reqwest::Error> {
         let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
+            .timeout(timeout)
             .user_agent(concat!("tinsel/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {
             http,
             base: base.to_string(),
             token,
+            timeout,
+            max_body,
         })
     }
 
@@ -275,9 +319,17 @@ impl Client {
         since_id: Option<&str>,
         next_token: Option<&str>,
     ) -> Answer {
-        let unreachable = |err: reqwest::Error| ApiError::Unreachable {
-            base: self.base.clone(),
-            cause: err.without_url().to_string(),
+        let unreachable = |err: reqwest::Error| {
+            if err.is_timeout() {
+                ApiError::TooSlow {
+                    seconds: self.timeout.as_secs(),
+                }
+            } else {
+                ApiError::Unreachable {
+                    base: self.base.clone(),
+                    cause: tidy(&err.without_url().to_string()),
+                }
+            }
         };
         let sent = self
             .http
@@ -297,11 +349,44 @@ impl Client {
         };
         let rate = rate_limit(response.headers());
         let status = response.status();
-        let page = match response.bytes().await {
+        let page = match self.read_body(response).await {
             Ok(body) => read_answer(status, &body),
-            Err(err) => Err(unreachable(err)),
+            Err(Some(err)) => Err(unreachable(err)),
+            Err(None) => Err(ApiError::TooLarge {
+                limit: self.max_body,
+            }),
         };
         Answer { page, rate }
+    }
+
+    fn refused(&self, what: impl std::fmt::Display) {
+        crate::limits::refused(&self.base, "max_response_bytes", what);
+    }
+
+    /// The answer's body, or `Err(None)` as soon as it is known to be over
+    /// `max_body` (from `Content-Length`, or while reading an endless one).
+    async fn read_body(
+        &self,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, Option<reqwest::Error>> {
+        let announced = response.content_length().unwrap_or(0);
+        if announced > self.max_body as u64 {
+            self.refused(format_args!("an answer announced as {announced} bytes"));
+            return Err(None);
+        }
+        // The announced length is within the limit, so reserving it is bounded.
+        let mut body = Vec::with_capacity(announced as usize);
+        while let Some(chunk) = response.chunk().await.map_err(Some)? {
+            if body.len() + chunk.len() > self.max_body {
+                self.refused(format_args!(
+                    "an answer of more than {} bytes",
+                    self.max_body
+                ));
+                return Err(None);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 
@@ -363,6 +448,58 @@ mod tests {
             read_answer(StatusCode::OK, br#"{"data":[{"id":"#),
             Err(ApiError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn hostile_answers_are_errors_with_short_one_line_details() {
+        // Deep nesting where a value is expected is refused at once; deep
+        // nesting in a field that is not read is skipped without recursion.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            read_answer(StatusCode::OK, deep.as_bytes()),
+            Err(ApiError::Malformed { .. })
+        ));
+        let deep_users = format!(
+            r#"{{"includes":{{"users":{}{}}}}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        assert!(matches!(
+            read_answer(StatusCode::OK, deep_users.as_bytes()),
+            Err(ApiError::Malformed { .. })
+        ));
+        let ignored_deep = format!(r#"{{"x":{}{}}}"#, "[".repeat(100_000), "]".repeat(100_000));
+        assert!(read_answer(StatusCode::OK, ignored_deep.as_bytes()).is_ok());
+        for wrong in [
+            r#"{"data":{"id":"1"}}"#,
+            r#"{"data":[{"id":1}]}"#,
+            r#"{"data":[{"id":"1","text":5}]}"#,
+            r#"{"meta":{"next_token":[]}}"#,
+            r#"{"includes":{"users":[{"id":"1"}]}}"#,
+            r#""just a string""#,
+            "",
+            "\u{0}\u{ff}",
+        ] {
+            let err = read_answer(StatusCode::OK, wrong.as_bytes()).unwrap_err();
+            assert!(
+                matches!(err, ApiError::Malformed { .. }),
+                "{wrong}: {err:?}"
+            );
+        }
+        let long = format!(
+            r#"{{"detail":"{}\nforged log line"}}"#,
+            "x".repeat(1_000_000)
+        );
+        let err = read_answer(StatusCode::BAD_REQUEST, long.as_bytes()).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.len() < 400 && !text.contains('\n'),
+            "{} chars",
+            text.len()
+        );
+        // A non-digit ID cannot be ordered or claimed: left out, not fatal.
+        let page = read_answer(StatusCode::OK, br#"{"data":[{"id":"-1"},{"id":"12"}]}"#).unwrap();
+        assert_eq!(page.tweets.len(), 1);
     }
 
     #[test]

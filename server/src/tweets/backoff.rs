@@ -1,7 +1,8 @@
 //! How long to wait after a failed poll: doubling from the poll interval up
-//! to a ceiling, back to the interval after a success. Pure.
+//! to a ceiling, back to the interval after a success; and how long until an
+//! announced rate-limit reset, never past the ceiling. Pure.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -31,9 +32,37 @@ impl Backoff {
     }
 }
 
+/// How long from `now` until `reset_unix_s` (the `x-rate-limit-reset`
+/// header: Unix seconds), at least a second and at most `max`. The header
+/// comes from the network: any value, even one past the end of time, gives a
+/// wait within those bounds.
+pub fn until_reset(reset_unix_s: u64, now: SystemTime, max: Duration) -> Duration {
+    let wait = UNIX_EPOCH
+        .checked_add(Duration::from_secs(reset_unix_s))
+        .map_or(max, |reset| {
+            reset.duration_since(now).unwrap_or(Duration::ZERO)
+        });
+    wait.clamp(Duration::from_secs(1), max.max(Duration::from_secs(1)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reset_of_any_value_gives_a_wait_within_bounds() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_764_201_000);
+        let max = Duration::from_secs(900);
+        assert_eq!(
+            until_reset(1_764_201_060, now, max),
+            Duration::from_secs(60)
+        );
+        assert_eq!(until_reset(1_764_200_000, now, max), Duration::from_secs(1));
+        assert_eq!(until_reset(0, now, max), Duration::from_secs(1));
+        for far in [99_999_999_999_999, u64::MAX / 2, u64::MAX] {
+            assert_eq!(until_reset(far, now, max), max, "reset {far}");
+        }
+    }
 
     #[test]
     fn doubles_to_the_ceiling_and_resets() {

@@ -12,7 +12,8 @@
 //! - [`claim`]: which instance fires a tweet; `since_id` across restarts.
 //! - [`flood`]: coalescing, so the relays never see the tweet rate (pure).
 //! - [`backoff`]: waits after failures (pure).
-//! - [`poller`]: the task.
+//! - [`poller`]: the task, run under a supervisor that restarts it should
+//!   it ever panic: whatever the X API sends, the poller keeps polling.
 
 pub mod api;
 pub mod backoff;
@@ -26,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 pub use settings::{RawTwitter, TwitterConfig, TwitterConfigError};
 
@@ -109,10 +110,23 @@ impl Tweets {
             info!("tweet poller off: {HOW_TO_ENABLE}");
             return handle;
         };
-        match poller::Poller::new(config, guard, db, lights, Arc::clone(&handle.status)) {
+        match poller::Poller::new(
+            config,
+            guard,
+            db.clone(),
+            lights.clone(),
+            Arc::clone(&handle.status),
+        ) {
             Ok(poller) => {
                 info!(query = %config.query, api_base = %config.api_base, "tweet poller on");
-                tracker.spawn(poller.run(token));
+                tracker.spawn(handle.clone().supervise(
+                    poller,
+                    config.clone(),
+                    guard,
+                    db,
+                    lights,
+                    token,
+                ));
             }
             Err(err) => {
                 error!(cause = %err, "tweet poller cannot start");
@@ -133,7 +147,68 @@ impl Tweets {
             .clone()
     }
 
+    /// Runs `poller` until `token` is cancelled. Should it panic (a bug, or
+    /// a library's on input nobody foresaw), the panic is logged, shown in
+    /// the status, and a fresh poller starts after a backoff; `since_id` and
+    /// the claims are in the database, so no tweet fires twice.
+    async fn supervise(
+        self,
+        mut poller: poller::Poller,
+        config: TwitterConfig,
+        guard: GuardSettings,
+        db: Db,
+        lights: Lights,
+        token: CancellationToken,
+    ) {
+        let mut restarts = backoff::Backoff::new(config.poll_interval, config.max_wait);
+        loop {
+            let run = tokio::spawn(poller.run(token.clone()));
+            let cause = match run.await {
+                Ok(()) => return,
+                Err(err) if err.is_panic() => panic_text(err.into_panic()),
+                // Cancelled with the runtime: shutting down.
+                Err(_) => return,
+            };
+            let wait = restarts.failed();
+            error!(%cause, wait_s = wait.as_secs_f64(), "the tweet poller panicked; restarting");
+            self.set(|s| {
+                s.state = PollerState::Failing;
+                s.detail = format!(
+                    "the poller failed unexpectedly ({cause}); restarting in {} s",
+                    wait.as_secs()
+                );
+            });
+            tokio::select! {
+                () = token.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+            }
+            poller = match poller::Poller::new(
+                &config,
+                guard,
+                db.clone(),
+                lights.clone(),
+                Arc::clone(&self.status),
+            ) {
+                Ok(poller) => poller,
+                Err(err) => {
+                    warn!(cause = %err, "tweet poller cannot restart");
+                    self.set(|s| s.detail = format!("cannot restart the HTTP client: {err}"));
+                    return;
+                }
+            };
+        }
+    }
+
     fn set(&self, change: impl FnOnce(&mut TweetsStatus)) {
         change(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
+}
+
+/// A panic's message, when it has one.
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
 }

@@ -2,14 +2,14 @@
 //! interval, the rate-limit reset, or a backoff.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::api::{ApiError, Client, RateLimit, Tweet};
-use super::backoff::Backoff;
+use super::backoff::{Backoff, until_reset};
 use super::claim::Claims;
 use super::flood::Flood;
 use super::settings::TwitterConfig;
@@ -20,10 +20,9 @@ use crate::db::Db;
 
 /// Pages followed in one poll: 2,000 tweets, more than a busy query gets
 /// between polls. Older tweets past that are skipped (they would only be
-/// coalesced anyway).
+/// coalesced anyway). With the answer size cap, this also bounds a poll's
+/// memory.
 const MAX_PAGES: usize = 20;
-/// The longest wait after failures; X's rate-limit windows are 15 minutes.
-const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 
 pub(crate) struct Poller {
     client: Client,
@@ -35,6 +34,8 @@ pub(crate) struct Poller {
     lights: Lights,
     flood: Flood,
     backoff: Backoff,
+    /// The longest wait for a rate-limit reset or after failures.
+    max_wait: Duration,
     status: Arc<Mutex<TweetsStatus>>,
 }
 
@@ -55,7 +56,12 @@ impl Poller {
     ) -> Result<Self, reqwest::Error> {
         let instance = format!("pid {} #{:08x}", std::process::id(), rand::random::<u32>());
         Ok(Self {
-            client: Client::new(&config.api_base, config.bearer_token.clone())?,
+            client: Client::new(
+                &config.api_base,
+                config.bearer_token.clone(),
+                config.timeout,
+                config.max_response_bytes,
+            )?,
             query: config.query.clone(),
             interval: config.poll_interval,
             action: config.action,
@@ -63,7 +69,8 @@ impl Poller {
             claims: Claims::new(db, instance),
             lights,
             flood: Flood::new(config.action, guard),
-            backoff: Backoff::new(config.poll_interval, MAX_BACKOFF),
+            backoff: Backoff::new(config.poll_interval, config.max_wait),
+            max_wait: config.max_wait,
             status,
         })
     }
@@ -96,7 +103,7 @@ impl Poller {
                 }
                 self.backoff.succeeded();
                 let detail = format!("{count} new tweets in {} pages", found.pages);
-                match (rate.remaining, until_reset(rate)) {
+                match (rate.remaining, self.until_reset(rate)) {
                     (Some(0), Some(reset)) if reset > self.interval => (
                         PollerState::RateLimited,
                         format!(
@@ -109,8 +116,8 @@ impl Poller {
                 }
             }
             Err(err @ ApiError::RateLimited { .. }) => {
-                let wait = until_reset(rate)
-                    .map(|w| w.clamp(Duration::from_secs(1), MAX_BACKOFF))
+                let wait = self
+                    .until_reset(rate)
                     .unwrap_or_else(|| self.backoff.failed());
                 warn!(cause = %err, wait_s = wait.as_secs_f64(), "tweet poller rate limited");
                 (
@@ -120,6 +127,8 @@ impl Poller {
                 )
             }
             Err(err) => {
+                // One line per failed poll, and failed polls back off up to
+                // max_wait: the log grows no faster than that.
                 let wait = self.backoff.failed();
                 warn!(cause = %err, wait_s = wait.as_secs_f64(), "tweet poll failed");
                 (
@@ -235,19 +244,36 @@ impl Poller {
     fn update(&self, change: impl FnOnce(&mut TweetsStatus)) {
         change(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
     }
+
+    /// How long until the rate-limit window resets, from `x-rate-limit-reset`,
+    /// within 1 s and `max_wait` whatever the header says.
+    fn until_reset(&self, rate: RateLimit) -> Option<Duration> {
+        Some(until_reset(rate.reset?, SystemTime::now(), self.max_wait))
+    }
 }
 
-/// How long until the rate-limit window resets, from `x-rate-limit-reset`.
-fn until_reset(rate: RateLimit) -> Option<Duration> {
-    let reset = UNIX_EPOCH + Duration::from_secs(rate.reset?);
-    Some(
-        reset
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
+/// The time `wait` after `now`, as the status shows it; never panics, even
+/// for a wait no calendar holds.
 fn at(now: DateTime<Utc>, wait: Duration) -> String {
-    let then = now + chrono::Duration::from_std(wait).unwrap_or_default();
-    then.to_rfc3339_opts(SecondsFormat::Secs, true)
+    chrono::Duration::from_std(wait)
+        .ok()
+        .and_then(|wait| now.checked_add_signed(wait))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        .to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_past_the_calendar_reads_as_its_end() {
+        let now = Utc::now();
+        assert!(at(now, Duration::from_secs(60)).ends_with('Z'));
+        assert_eq!(
+            at(now, Duration::MAX),
+            DateTime::<Utc>::MAX_UTC.to_rfc3339_opts(SecondsFormat::Secs, true)
+        );
+        assert!(!at(now, Duration::from_secs(99_999_999_999_999)).is_empty());
+    }
 }

@@ -13,6 +13,20 @@ use crate::control::{Action, MAX_FLASH_S};
 pub const DEFAULT_API_BASE: &str = "https://api.x.com";
 pub const DEFAULT_POLL_INTERVAL_S: u64 = 15;
 pub const DEFAULT_SECONDS: u32 = 5;
+/// Polls at most once a day apart; a longer interval is a typo.
+pub const MAX_POLL_INTERVAL_S: u64 = 86_400;
+/// A page of 100 tweets with their authors is about 60 KB; 1 MiB leaves room
+/// for X's larger fields while keeping a broken or hostile API from filling
+/// memory.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 1 << 20;
+pub const MAX_RESPONSE_BYTES: u64 = 64 << 20;
+/// One search call, from connecting until the last byte of the answer.
+pub const DEFAULT_TIMEOUT_S: u64 = 10;
+pub const MAX_TIMEOUT_S: u64 = 300;
+/// X's rate-limit windows are 15 minutes; a reset announced further ahead is
+/// not believed.
+pub const DEFAULT_MAX_WAIT_S: u64 = 15 * 60;
+pub const MAX_WAIT_S: u64 = 86_400;
 
 #[derive(Debug, Error)]
 pub enum TwitterConfigError {
@@ -30,8 +44,13 @@ pub enum TwitterConfigError {
     UnknownOutlet(String),
     #[error("[twitter] api_base = {0:?} is not an http:// or https:// URL")]
     ApiBase(String),
-    #[error("[twitter] poll_interval_s must be at least 1")]
-    PollInterval,
+    #[error("[twitter] {key} = {value} is out of range: use {min} to {max}")]
+    OutOfRange {
+        key: &'static str,
+        value: u64,
+        min: u64,
+        max: u64,
+    },
 }
 
 /// `[twitter]` as written.
@@ -46,6 +65,13 @@ pub struct RawTwitter {
     /// Outlet names; all outlets when absent.
     pub outlets: Option<Vec<String>>,
     pub seconds: Option<u32>,
+    /// The largest answer read from the X API, in bytes; a larger one is an
+    /// error, not read to its end.
+    pub max_response_bytes: Option<u64>,
+    /// The longest one search call may take, answer included.
+    pub timeout_s: Option<u64>,
+    /// The longest wait for a rate-limit reset or after failures.
+    pub max_wait_s: Option<u64>,
 }
 
 /// The checked tweet poller settings; present only when a bearer token is.
@@ -58,6 +84,9 @@ pub struct TwitterConfig {
     pub poll_interval: Duration,
     pub action: Action,
     pub outlets: Vec<String>,
+    pub max_response_bytes: usize,
+    pub timeout: Duration,
+    pub max_wait: Duration,
 }
 
 impl TwitterConfig {
@@ -88,10 +117,30 @@ impl TwitterConfig {
         if !(api_base.starts_with("http://") || api_base.starts_with("https://")) {
             return Err(TwitterConfigError::ApiBase(api_base));
         }
-        let poll_s = raw.poll_interval_s.unwrap_or(DEFAULT_POLL_INTERVAL_S);
-        if poll_s < 1 {
-            return Err(TwitterConfigError::PollInterval);
-        }
+        let poll_s = in_range(
+            "poll_interval_s",
+            raw.poll_interval_s.unwrap_or(DEFAULT_POLL_INTERVAL_S),
+            1,
+            MAX_POLL_INTERVAL_S,
+        )?;
+        let max_response_bytes = in_range(
+            "max_response_bytes",
+            raw.max_response_bytes.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES),
+            4096,
+            MAX_RESPONSE_BYTES,
+        )?;
+        let timeout_s = in_range(
+            "timeout_s",
+            raw.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S),
+            1,
+            MAX_TIMEOUT_S,
+        )?;
+        let max_wait_s = in_range(
+            "max_wait_s",
+            raw.max_wait_s.unwrap_or(DEFAULT_MAX_WAIT_S),
+            1,
+            MAX_WAIT_S,
+        )?;
         let seconds = raw.seconds.unwrap_or(DEFAULT_SECONDS);
         let action = match raw.action.as_deref().unwrap_or("flash") {
             "flash" if (1..=MAX_FLASH_S).contains(&seconds) => Action::Flash { seconds },
@@ -119,7 +168,24 @@ impl TwitterConfig {
             poll_interval: Duration::from_secs(poll_s),
             action,
             outlets,
+            // At most MAX_RESPONSE_BYTES, which fits any usize.
+            max_response_bytes: max_response_bytes as usize,
+            timeout: Duration::from_secs(timeout_s),
+            max_wait: Duration::from_secs(max_wait_s),
         }))
+    }
+}
+
+fn in_range(key: &'static str, value: u64, min: u64, max: u64) -> Result<u64, TwitterConfigError> {
+    if (min..=max).contains(&value) {
+        Ok(value)
+    } else {
+        Err(TwitterConfigError::OutOfRange {
+            key,
+            value,
+            min,
+            max,
+        })
     }
 }
 
@@ -169,5 +235,35 @@ mod tests {
         assert!(check("query = \"x\"\nseconds = 0").contains("1 to"));
         assert!(check("query = \" \"").contains("query"));
         assert!(check("query = \"x\"\napi_base = \"api.x.com\"").contains("http"));
+    }
+
+    #[test]
+    fn values_that_feed_arithmetic_have_an_upper_bound() {
+        let check = |text: &str| {
+            TwitterConfig::check(raw(text), Some(Secret::new("t")), &lights())
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            check("query = \"x\"\npoll_interval_s = 9223372036854775807"),
+            "[twitter] poll_interval_s = 9223372036854775807 is out of range: use 1 to 86400"
+        );
+        assert_eq!(
+            check("query = \"x\"\npoll_interval_s = 0"),
+            "[twitter] poll_interval_s = 0 is out of range: use 1 to 86400"
+        );
+        assert!(check("query = \"x\"\nmax_response_bytes = 100").contains("4096 to 67108864"));
+        assert!(check("query = \"x\"\ntimeout_s = 100000").contains("timeout_s"));
+        assert!(check("query = \"x\"\nmax_wait_s = 0").contains("max_wait_s"));
+        let config = TwitterConfig::check(
+            raw("bearer_token = \"t\"\nquery = \"#tree\""),
+            None,
+            &lights(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(config.max_response_bytes, 1 << 20);
+        assert_eq!(config.timeout, Duration::from_secs(10));
+        assert_eq!(config.max_wait, Duration::from_secs(900));
     }
 }
