@@ -37,6 +37,8 @@
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //! - [`limits`]: how every module declares what a stranger may cost it, and
 //!   the rate-limited log line of a refusal.
+//! - [`supervisor`]: the per-stream tasks (HLS, WebRTC feed), restarted if
+//!   they end or panic.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
@@ -57,6 +59,7 @@ pub mod media;
 pub mod push;
 pub mod rtmp;
 pub mod state;
+pub mod supervisor;
 pub mod tweets;
 pub mod webrtc;
 
@@ -111,30 +114,59 @@ pub async fn run(
     let hls = hls::HlsStore::new(config.streams.iter().map(|s| s.name.as_str()), &config.hls);
     let tracker = TaskTracker::new();
     let mut feeds = std::collections::HashMap::new();
+    // A stream's outputs read the publisher's media, which a stranger with
+    // the key (or a broken encoder) controls: they are restarted if they die.
     for stream in &config.streams {
         if let Some(segmenter) = hls.stream(&stream.name) {
-            tracker.spawn(hls::task::run(
-                hub.clone(),
-                stream.name.clone(),
-                Arc::clone(segmenter),
+            let (segment_hub, name, segmenter) =
+                (hub.clone(), stream.name.clone(), Arc::clone(segmenter));
+            supervisor::supervise(
+                &tracker,
+                format!("HLS of {name}"),
                 token.child_token(),
-            ));
+                move |token| {
+                    hls::task::run(
+                        segment_hub.clone(),
+                        name.clone(),
+                        Arc::clone(&segmenter),
+                        token,
+                    )
+                },
+            );
         }
         let feed = Arc::new(webrtc::feed::Feed::new());
-        tracker.spawn(webrtc::feed::run(
-            hub.clone(),
-            stream.name.clone(),
-            Arc::clone(&feed),
+        let (feed_hub, name, task_feed) = (hub.clone(), stream.name.clone(), Arc::clone(&feed));
+        supervisor::supervise(
+            &tracker,
+            format!("WebRTC feed of {name}"),
             token.child_token(),
-        ));
+            move |token| {
+                webrtc::feed::run(
+                    feed_hub.clone(),
+                    name.clone(),
+                    Arc::clone(&task_feed),
+                    token,
+                )
+            },
+        );
         feeds.insert(stream.name.clone(), feed);
     }
-    let mux = webrtc::udp_mux::UdpMux::new(listeners.webrtc_udp)?;
+    let mux = webrtc::udp_mux::UdpMux::new(
+        listeners.webrtc_udp,
+        webrtc::udp_mux::MuxLimits::from(&config.whep_limits),
+    )?;
     info!(addr = %mux.local_addr(), "WebRTC UDP listening");
-    tracker.spawn(Arc::clone(&mux).run(token.child_token()));
+    let shared_udp = Arc::clone(&mux);
+    supervisor::supervise(
+        &tracker,
+        "WebRTC UDP port".into(),
+        token.child_token(),
+        move |token| Arc::clone(&shared_udp).run(token),
+    );
     let whep = webrtc::whep::Whep::new(
         feeds,
         config.webrtc.clone(),
+        config.whep_limits,
         mux,
         tracker.clone(),
         token.child_token(),

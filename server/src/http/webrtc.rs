@@ -1,24 +1,36 @@
 //! WHEP (WebRTC-HTTP Egress Protocol): `POST /whep/NAME` with an SDP offer
 //! answers `201 Created` with the SDP answer and the session's `Location`;
 //! `DELETE` on that location ends the session.
+//!
+//! The route reads at most `whep_max_offer_bytes` of a body itself (413 past
+//! that, before the rest is read), and every refusal of a stranger's offer is
+//! a 4xx, or a 503 when the server is full, with the reason; only the server's
+//! own failures are 500s.
 
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::body::Body;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{patch, post};
 use tower_http::cors::{Any, CorsLayer};
 
 use super::error::ApiError;
+use crate::limits::refused;
 use crate::state::AppState;
+use crate::webrtc::sdp::SdpError;
 use crate::webrtc::whep::WhepError;
 
 pub fn webrtc_routes() -> Router<AppState> {
     Router::new()
-        .route("/whep/{name}", post(session_create))
+        // The handler applies the configured offer limit as it reads; the
+        // extractor's default limit does not apply to a raw body.
+        .route(
+            "/whep/{name}",
+            post(session_create).layer(DefaultBodyLimit::disable()),
+        )
         .route(
             "/whep/{name}/{id}",
             patch(session_patch).delete(session_delete),
@@ -41,7 +53,7 @@ async fn session_create(
     Path(name): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let is_sdp = headers
         .get(header::CONTENT_TYPE)
@@ -52,20 +64,31 @@ async fn session_create(
             "send the SDP offer with Content-Type: application/sdp".into(),
         ));
     }
-    let offer = String::from_utf8(body.to_vec())
-        .map_err(|_| ApiError::BadRequest("the offer is not UTF-8 text".into()))?;
-    let (id, answer) = state
-        .whep
-        .create(&name, offer, peer)
-        .await
-        .map_err(|err| match err {
-            WhepError::UnknownStream(_) | WhepError::NotLive(_) => {
-                ApiError::NotFound(err.to_string())
-            }
-            WhepError::BadOffer(_) | WhepError::Codec(_) => ApiError::BadRequest(err.to_string()),
-            WhepError::Gathering(_) => ApiError::Unavailable(err.to_string()),
-            WhepError::Rtc(_) => ApiError::Internal(err.to_string()),
-        })?;
+    let max = state.config.whep_limits.whep_max_offer_bytes;
+    let too_large = |bytes: Option<usize>| {
+        let err = WhepError::Offer(SdpError::TooLarge {
+            bytes: bytes.unwrap_or(max + 1),
+            max,
+        });
+        refused(peer, "whep_max_offer_bytes", &err);
+        payload_too_large(err.to_string())
+    };
+    // A declared length over the limit is refused before a byte is read.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if let Some(declared) = declared.filter(|&d| d > max) {
+        return Ok(too_large(Some(declared)));
+    }
+    let Ok(offer) = axum::body::to_bytes(body, max).await else {
+        // Over the limit, or the body broke off: either way nothing to answer.
+        return Ok(too_large(None));
+    };
+    let (id, answer) = match state.whep.create(&name, &offer, peer).await {
+        Ok(created) => created,
+        Err(err) => return Ok(whep_refusal(peer, err)),
+    };
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -83,6 +106,40 @@ async fn session_create(
         }
     }
     Ok(response)
+}
+
+/// A failed offer as the client should see it, and one log line for it.
+fn whep_refusal(peer: SocketAddr, err: WhepError) -> Response {
+    match &err {
+        WhepError::Offer(sdp) => {
+            if let Some(limit) = sdp.limit() {
+                refused(peer, limit, &err);
+            }
+        }
+        WhepError::Full(full) => refused(peer, full.limit(), &err),
+        _ => {}
+    }
+    let message = err.to_string();
+    match err {
+        WhepError::Offer(SdpError::TooLarge { .. }) => payload_too_large(message),
+        WhepError::UnknownStream(_) | WhepError::NotLive(_) => {
+            ApiError::NotFound(message).into_response()
+        }
+        WhepError::Offer(_) | WhepError::Negotiation(_) => {
+            ApiError::BadRequest(message).into_response()
+        }
+        WhepError::Full(_) | WhepError::Gathering(_) => {
+            ApiError::Unavailable(message).into_response()
+        }
+        WhepError::Setup(_) | WhepError::Task(_) => ApiError::Internal(message).into_response(),
+    }
+}
+
+/// 413 with the reason, shaped like every other [`ApiError`].
+fn payload_too_large(message: String) -> Response {
+    let mut response = ApiError::BadRequest(message).into_response();
+    *response.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    response
 }
 
 async fn session_delete(

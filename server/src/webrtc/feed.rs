@@ -4,6 +4,11 @@
 //! The feed keeps the current group of pictures (as payloads) so a new viewer,
 //! or one that asks for a keyframe (PLI/FIR), can start at the last keyframe
 //! at once instead of waiting up to a keyframe interval.
+//!
+//! The frames are the publisher's, so each goes through the codec code inside
+//! [`contain`]: a panic in a parser or codec library costs that frame, and
+//! video waits for the next keyframe. (The task itself is supervised too; see
+//! [`crate::supervisor`].)
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,11 +18,13 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-use super::opus::AacToOpus;
+use super::opus::{AacToOpus, OpusError};
 use super::packetize::H264Packetizer;
+use crate::limits::refused;
 use crate::media::codec::{self, VideoParams};
 use crate::media::hub::Join;
 use crate::media::{Frame, StreamHub, Track};
+use crate::supervisor::contain;
 
 /// Largest RTP payload: leaves room for RTP, SRTP and IP/UDP headers in a
 /// 1280-byte IPv6 minimum MTU.
@@ -158,14 +165,25 @@ pub async fn run(hub: StreamHub, name: String, feed: Arc<Feed>, token: Cancellat
                 None => break,
             },
         };
-        handle(
-            &feed,
-            &name,
-            frame,
-            &mut packetizer,
-            &mut transcoder,
-            &mut broken,
-        );
+        let handled = contain(|| {
+            handle(
+                &feed,
+                &name,
+                frame,
+                &mut packetizer,
+                &mut transcoder,
+                &mut broken,
+            );
+        });
+        if let Err(cause) = handled {
+            // The frames that refer to a lost one cannot be decoded.
+            broken = true;
+            refused(
+                format_args!("the publisher of {name}"),
+                "webrtc_frame_panicked",
+                format_args!("a frame crashed the WebRTC feed ({cause}); it was dropped"),
+            );
+        }
     }
     debug!(stream = %name, "WebRTC feed stopped");
 }
@@ -239,6 +257,13 @@ fn handle(
                             payload: packet.data,
                         });
                     }
+                }
+                Err(err @ OpusError::Panicked { .. }) => {
+                    refused(
+                        format_args!("the publisher of {name}"),
+                        "aac_frame_panicked",
+                        err,
+                    );
                 }
                 Err(err) => debug!(stream = %name, "WebRTC: skipped an audio frame: {err}"),
             }

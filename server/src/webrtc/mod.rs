@@ -1,13 +1,16 @@
 //! WebRTC playback over WHEP.
 //!
 //! - [`whep`]: offer in, answer out; one task per viewer sending RTP.
+//! - [`admission`]: the caps on sessions, in total and per address.
 //! - [`feed`]: one stream's media made ready for all its viewers.
 //! - [`keyframe`]: keyframe requests from viewers, passed up from RTCP.
 //! - [`opus`]: AAC to Opus, once per stream, since browsers do not play AAC over WebRTC.
 //! - [`packetize`]: H.264 access units to RTP payloads, once per stream.
 //! - [`udp_mux`]: every session's UDP on one port.
-//! - [`sdp`]: the H.264 payload type and fmtp line to answer an offer with.
+//! - [`sdp`]: an offer's size and shape checked, and the H.264 payload type
+//!   and fmtp line to answer it with.
 
+pub mod admission;
 pub mod feed;
 pub mod keyframe;
 pub mod limits;

@@ -7,6 +7,11 @@
 //! FLV's millisecond timestamps never makes the Opus clock drift. A hole of up
 //! to [`MAX_HOLE_MS`] (a corrupt frame, a frame dropped upstream) is filled with
 //! silence; a bigger jump either way starts a new run at the new dts.
+//!
+//! The publisher's AAC is untrusted, and symphonia's AAC decoder is known to
+//! panic on crafted frames (its issues #424 and #512). Each frame therefore
+//! goes through [`contain`]: a panic costs that frame, the decoder is built
+//! anew from the config, and the next frame starts a new run.
 
 use bytes::Bytes;
 use opus::{Application, Bitrate, Channels};
@@ -16,6 +21,8 @@ use symphonia_codec_aac::AacDecoder;
 use symphonia_core::audio::{AudioBuffer, Signal};
 use symphonia_core::codecs::{CODEC_TYPE_AAC, CodecParameters, Decoder, DecoderOptions};
 use symphonia_core::formats::Packet;
+
+use crate::supervisor::contain;
 
 /// Samples per channel in an AAC frame. AAC-LC also allows 960, which no
 /// streaming encoder uses, so the config check refuses it.
@@ -86,6 +93,11 @@ pub enum OpusError {
     ResamplerSetup(#[source] rubato::ResamplerConstructionError),
     #[error("resampling to 48 kHz failed: {0}")]
     Resample(#[source] rubato::ResampleError),
+    #[error(
+        "the AAC frame at {dts_ms} ms crashed the transcoder ({cause}); the frame was dropped \
+         and the decoder rebuilt; if this repeats, check the publisher's audio encoder"
+    )]
+    Panicked { dts_ms: u64, cause: String },
 }
 
 /// One 20 ms Opus packet, ready for RTP.
@@ -103,6 +115,8 @@ pub struct OpusPacket {
 /// A new AAC sequence header means a new `AacToOpus`: the config is fixed for
 /// the transcoder's life.
 pub struct AacToOpus {
+    /// The AudioSpecificConfig, to build the decoder anew after a panic.
+    config: Vec<u8>,
     decoder: AacDecoder,
     /// Brings the decoded rate to 48 kHz; `None` when it is 48 kHz already.
     resampler: Option<Fft<f32>>,
@@ -147,12 +161,8 @@ impl AacToOpus {
     /// frames. Each says what to set in OBS.
     pub fn new(config: &[u8]) -> Result<Self, OpusError> {
         let parsed = AacConfig::parse(config)?;
-        let mut params = CodecParameters::new();
-        params
-            .for_codec(CODEC_TYPE_AAC)
-            .with_extra_data(config.into());
-        let decoder = AacDecoder::try_new(&params, &DecoderOptions::default())
-            .map_err(OpusError::DecoderSetup)?;
+        let decoder = contain(|| aac_decoder(config))
+            .map_err(|cause| OpusError::Panicked { dts_ms: 0, cause })??;
         let frame = decoder.last_decoded().make_equivalent();
 
         let channels = usize::from(parsed.channels);
@@ -184,6 +194,7 @@ impl AacToOpus {
             .map_err(OpusError::EncoderSetup)?;
 
         Ok(Self {
+            config: config.to_vec(),
             decoder,
             resampler,
             encoder,
@@ -217,7 +228,28 @@ impl AacToOpus {
     /// where it was, fills it with silence and is transcoded as usual. Encoder
     /// and resampler failures are returned too, though valid input does not
     /// cause them.
+    /// [`OpusError::Panicked`] for a frame that panicked the decoder, the
+    /// resampler or the encoder: the frame is dropped, the decoder rebuilt,
+    /// and the next frame starts a new run at its own dts.
     pub fn push(&mut self, aac: &[u8], dts_ms: u64) -> Result<Vec<OpusPacket>, OpusError> {
+        match contain(|| self.transcode(aac, dts_ms)) {
+            Ok(result) => result,
+            Err(cause) => {
+                // Nothing of this frame's state is trusted: a fresh decoder,
+                // and `follow` resets the rest when the next frame starts a run.
+                self.run = None;
+                self.decoder = contain(|| aac_decoder(&self.config)).map_err(|cause| {
+                    OpusError::Panicked {
+                        dts_ms,
+                        cause: cause.clone(),
+                    }
+                })??;
+                Err(OpusError::Panicked { dts_ms, cause })
+            }
+        }
+    }
+
+    fn transcode(&mut self, aac: &[u8], dts_ms: u64) -> Result<Vec<OpusPacket>, OpusError> {
         let missing = self.follow(dts_ms)?;
         for _ in 0..missing {
             self.frame.clear();
@@ -331,6 +363,15 @@ impl AacToOpus {
     }
 }
 
+/// symphonia's AAC decoder for an AudioSpecificConfig.
+fn aac_decoder(config: &[u8]) -> Result<AacDecoder, OpusError> {
+    let mut params = CodecParameters::new();
+    params
+        .for_codec(CODEC_TYPE_AAC)
+        .with_extra_data(config.into());
+    AacDecoder::try_new(&params, &DecoderOptions::default()).map_err(OpusError::DecoderSetup)
+}
+
 /// What the transcoder needs from an AudioSpecificConfig (ISO 14496-3, 1.6.2.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct AacConfig {
@@ -432,6 +473,11 @@ impl BitReader<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A frame of `STEREO_48K` with a few bits flipped, found by mutating
+    /// it: symphonia-codec-aac 0.5.5 indexes past a table on it ("index out
+    /// of bounds: the len is 50 but the index is 50", aac/ics/mod.rs:365).
+    const PANICS_SYMPHONIA: &[u8] = include_bytes!("../../tests/data/aac-panics-symphonia.bin");
 
     /// 1 s of a 440 Hz sine, made with
     /// `ffmpeg -f lavfi -i sine=frequency=440:sample_rate=48000 -ac 2 -t 1 -c:a aac -b:a 128k -f adts`.
@@ -723,6 +769,46 @@ mod tests {
         assert_eq!(packets.len(), capture.frames.len() * AAC_FRAME / OPUS_FRAME);
         let left = &decode(&packets, 2)[0];
         assert_tone(&left[left.len() / 2..], "after the corrupt frame");
+    }
+
+    #[test]
+    fn a_frame_that_panics_the_decoder_costs_that_frame_only() {
+        let capture = Capture::from_adts(STEREO_48K);
+        let mut transcoder = AacToOpus::new(&capture.config).unwrap();
+        let err = transcoder.push(PANICS_SYMPHONIA, 0).unwrap_err();
+        let OpusError::Panicked { dts_ms: 0, cause } = &err else {
+            panic!("{err}");
+        };
+        assert!(cause.contains("index out of bounds"), "{cause}");
+        assert!(err.to_string().contains("decoder rebuilt"), "{err}");
+        // The same transcoder goes on: the next frames start a new run at
+        // their own dts and play.
+        let mut packets = Vec::new();
+        for (i, frame) in capture.frames.iter().enumerate().skip(1) {
+            packets.extend(transcoder.push(frame, capture.dts_ms(i)).unwrap());
+        }
+        assert_steps_of_960(&packets, capture.dts_ms(1) * 48);
+        assert!(
+            packets.len().abs_diff(capture.packets_expected()) <= 3,
+            "{} packets",
+            packets.len()
+        );
+        let left = &decode(&packets, 2)[0];
+        assert_tone(left, "after the panicking frame");
+        // Again in mid-stream, a dozen times: each costs its frame.
+        let mut panicked = 0;
+        for (i, frame) in capture.frames.iter().enumerate() {
+            let frame = if i % 4 == 3 { PANICS_SYMPHONIA } else { frame };
+            match transcoder.push(frame, 10_000 + capture.dts_ms(i)) {
+                Err(OpusError::Panicked { .. }) => panicked += 1,
+                Err(OpusError::Decode { .. }) | Ok(_) => {}
+                Err(other) => panic!("frame {i}: {other}"),
+            }
+        }
+        assert!(
+            panicked >= 1,
+            "the frame panics the decoder in mid-stream too"
+        );
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! offered, one whose decoder takes the stream, and then describe the stream
 //! truthfully. An answer that claims Constrained Baseline while the bitstream
 //! is High gives black video in Safari.
+//!
+//! An offer is a stranger's text: [`check_offer`] holds it to a size and a
+//! shape before anything else reads it, and [`offered_h264`] costs one pass
+//! and at most one entry per payload type whatever the offer repeats.
 
-use std::collections::HashMap;
 use std::fmt;
 
 use thiserror::Error;
@@ -34,12 +37,49 @@ const DEFAULT_PROFILE_LEVEL_ID: ProfileLevelId = ProfileLevelId {
     level_idc: 10,
 };
 
+/// RTP payload types are seven bits (RFC 3550, 5.1).
+const PAYLOAD_TYPES: usize = 128;
+
+/// m-sections an offer may have. A WHEP viewer needs one video and one audio
+/// section (and perhaps a data channel); each section becomes a transceiver,
+/// so a few spare is plenty and thousands would be a lever.
+pub const MAX_MEDIA_SECTIONS: usize = 8;
+
 /// One H.264 format of the offer's video m-section.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OfferedH264 {
+pub struct OfferedH264<'a> {
     pub payload_type: u8,
     /// The parameters of its `a=fmtp` line, empty when there is none.
-    pub fmtp: String,
+    pub fmtp: &'a str,
+}
+
+/// The size and shape an offer must keep (from
+/// [`WhepLimits`](super::limits::WhepLimits)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OfferLimits {
+    pub max_bytes: usize,
+    pub max_lines: usize,
+    pub max_line_bytes: usize,
+    pub max_payload_types: usize,
+    pub max_candidates: usize,
+}
+
+impl From<&super::limits::WhepLimits> for OfferLimits {
+    fn from(limits: &super::limits::WhepLimits) -> Self {
+        Self {
+            max_bytes: limits.whep_max_offer_bytes,
+            max_lines: limits.whep_max_offer_lines,
+            max_line_bytes: limits.whep_max_offer_line_bytes,
+            max_payload_types: limits.whep_max_payload_types,
+            max_candidates: limits.whep_max_offer_candidates,
+        }
+    }
+}
+
+impl Default for OfferLimits {
+    fn default() -> Self {
+        Self::from(&super::limits::WhepLimits::default())
+    }
 }
 
 /// The H.264 format to put in the answer.
@@ -56,6 +96,45 @@ pub struct H264Answer {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum SdpError {
+    #[error("the offer is not UTF-8 text; send the browser's SDP offer as it is")]
+    NotUtf8,
+    #[error("the body is not an SDP offer (it must start with v=0)")]
+    NotSdp,
+    #[error(
+        "the offer is {bytes} bytes, more than the {max} this server takes \
+         (whep_max_offer_bytes); a browser's offer is under 10 KB"
+    )]
+    TooLarge { bytes: usize, max: usize },
+    #[error(
+        "the offer has more than {max} lines (whep_max_offer_lines); a browser's has about 200"
+    )]
+    TooManyLines { max: usize },
+    #[error(
+        "line {line} of the offer is {bytes} bytes, more than {max} (whep_max_offer_line_bytes)"
+    )]
+    LineTooLong {
+        line: usize,
+        bytes: usize,
+        max: usize,
+    },
+    #[error(
+        "the m= line on line {line} lists {count} payload types, more than {max} \
+         (whep_max_payload_types)"
+    )]
+    TooManyPayloadTypes {
+        line: usize,
+        count: usize,
+        max: usize,
+    },
+    #[error("the offer has more than {max} media sections; WHEP plays one video and one audio")]
+    TooManyMediaSections { max: usize },
+    #[error(
+        "the offer has more than {max} ICE candidates (whep_max_offer_candidates); a browser \
+         offers a handful"
+    )]
+    TooManyCandidates { max: usize },
+    #[error("the offer has no video section with H.264; play the stream in a browser with H.264")]
+    NoH264,
     #[error(
         "the browser offers no H.264 in packetization-mode 1 (it offers {offered}); Tinsel sends \
          the encoder's H.264 as it is, so play the stream in a browser with H.264 for WebRTC \
@@ -74,13 +153,93 @@ pub enum SdpError {
     },
 }
 
+impl SdpError {
+    /// The limit key a refusal names in the log, for an offer of the wrong
+    /// size or shape.
+    pub fn limit(&self) -> Option<&'static str> {
+        Some(match self {
+            Self::TooLarge { .. } => "whep_max_offer_bytes",
+            Self::TooManyLines { .. } => "whep_max_offer_lines",
+            Self::LineTooLong { .. } => "whep_max_offer_line_bytes",
+            Self::TooManyPayloadTypes { .. } => "whep_max_payload_types",
+            Self::TooManyCandidates { .. } => "whep_max_offer_candidates",
+            Self::TooManyMediaSections { .. } => "whep_max_media_sections",
+            _ => return None,
+        })
+    }
+}
+
+/// Holds a stranger's offer to `limits` before anything costly reads it, in
+/// one pass with no allocation, and returns it as text.
+///
+/// # Errors
+/// Not UTF-8, not SDP, or over a limit; the error names the limit.
+pub fn check_offer<'a>(offer: &'a [u8], limits: &OfferLimits) -> Result<&'a str, SdpError> {
+    if offer.len() > limits.max_bytes {
+        return Err(SdpError::TooLarge {
+            bytes: offer.len(),
+            max: limits.max_bytes,
+        });
+    }
+    let offer = std::str::from_utf8(offer).map_err(|_| SdpError::NotUtf8)?;
+    // "An SDP description [...] MUST begin with a v= line" (RFC 8866, 5).
+    if !offer.starts_with("v=0") {
+        return Err(SdpError::NotSdp);
+    }
+    let (mut sections, mut candidates) = (0, 0);
+    for (index, line) in offer.split('\n').enumerate() {
+        let number = index + 1;
+        if number > limits.max_lines {
+            return Err(SdpError::TooManyLines {
+                max: limits.max_lines,
+            });
+        }
+        if line.len() > limits.max_line_bytes {
+            return Err(SdpError::LineTooLong {
+                line: number,
+                bytes: line.len(),
+                max: limits.max_line_bytes,
+            });
+        }
+        if let Some(media) = line.strip_prefix("m=") {
+            sections += 1;
+            if sections > MAX_MEDIA_SECTIONS {
+                return Err(SdpError::TooManyMediaSections {
+                    max: MAX_MEDIA_SECTIONS,
+                });
+            }
+            // m=<media> <port> <proto> <fmt> ... (RFC 8866, 5.14)
+            let count = media.split_ascii_whitespace().skip(3).count();
+            if count > limits.max_payload_types {
+                return Err(SdpError::TooManyPayloadTypes {
+                    line: number,
+                    count,
+                    max: limits.max_payload_types,
+                });
+            }
+        } else if line.starts_with("a=candidate:") {
+            candidates += 1;
+            if candidates > limits.max_candidates {
+                return Err(SdpError::TooManyCandidates {
+                    max: limits.max_candidates,
+                });
+            }
+        }
+    }
+    Ok(offer)
+}
+
 /// The offer's H.264 formats, from the SDP text (`a=rtpmap:<pt> H264/90000`
 /// and `a=fmtp:<pt> ...` lines of its first video m-section), in the order
 /// of the m= line, which is the browser's preference (RFC 3264, 5.1).
-pub fn offered_h264(offer_sdp: &str) -> Vec<OfferedH264> {
+///
+/// One pass over the text, and at most one format per payload type: a payload
+/// type listed again on the m= line, or given a second rtpmap or fmtp, keeps
+/// its first place and its first line; one above 127 is no RTP payload type.
+pub fn offered_h264(offer_sdp: &str) -> Vec<OfferedH264<'_>> {
     let mut formats: Vec<u8> = Vec::new();
-    let mut h264: Vec<u8> = Vec::new();
-    let mut fmtp: HashMap<u8, String> = HashMap::new();
+    let mut h264 = [false; PAYLOAD_TYPES];
+    let mut fmtp: [Option<&str>; PAYLOAD_TYPES] = [None; PAYLOAD_TYPES];
     let mut in_video = false;
     for line in offer_sdp.lines().map(str::trim_end) {
         if let Some(media) = line.strip_prefix("m=") {
@@ -90,10 +249,18 @@ pub fn offered_h264(offer_sdp: &str) -> Vec<OfferedH264> {
             in_video = media.starts_with("video ");
             if in_video {
                 // m=<media> <port> <proto> <fmt> ... (RFC 8866, 5.14)
+                let mut listed = [false; PAYLOAD_TYPES];
                 formats = media
                     .split_whitespace()
                     .skip(3)
-                    .filter_map(|f| f.parse().ok())
+                    .filter_map(|f| f.parse::<u8>().ok())
+                    .filter(|&pt| {
+                        let fresh = usize::from(pt) < PAYLOAD_TYPES && !listed[usize::from(pt)];
+                        if fresh {
+                            listed[usize::from(pt)] = true;
+                        }
+                        fresh
+                    })
                     .collect();
             }
             continue;
@@ -105,26 +272,27 @@ pub fn offered_h264(offer_sdp: &str) -> Vec<OfferedH264> {
             let mut parts = encoding.split('/');
             let name = parts.next().unwrap_or_default();
             if name.eq_ignore_ascii_case("H264") && parts.next() == Some("90000") {
-                h264.push(pt);
+                h264[usize::from(pt)] = true;
             }
         } else if let Some((pt, parameters)) = attribute(line, "a=fmtp:") {
-            fmtp.entry(pt).or_insert_with(|| parameters.to_string());
+            fmtp[usize::from(pt)].get_or_insert(parameters);
         }
     }
     formats
         .into_iter()
-        .filter(|pt| h264.contains(pt))
+        .filter(|&pt| h264[usize::from(pt)])
         .map(|pt| OfferedH264 {
             payload_type: pt,
-            fmtp: fmtp.get(&pt).cloned().unwrap_or_default(),
+            fmtp: fmtp[usize::from(pt)].unwrap_or_default(),
         })
         .collect()
 }
 
-/// `<prefix><pt> <value>` as (pt, value).
+/// `<prefix><pt> <value>` as (pt, value), for a payload type RTP can carry.
 fn attribute<'a>(line: &'a str, prefix: &str) -> Option<(u8, &'a str)> {
     let (pt, value) = line.strip_prefix(prefix)?.split_once(' ')?;
-    Some((pt.parse().ok()?, value.trim()))
+    let pt: u8 = pt.parse().ok()?;
+    (usize::from(pt) < PAYLOAD_TYPES).then_some((pt, value.trim()))
 }
 
 /// Picks the offered format for `stream` and the fmtp line to answer with.
@@ -633,11 +801,8 @@ mod tests {
         stream("Constrained Baseline", "42c01f")
     }
 
-    fn offer(payload_type: u8, fmtp: &str) -> OfferedH264 {
-        OfferedH264 {
-            payload_type,
-            fmtp: fmtp.to_string(),
-        }
+    fn offer(payload_type: u8, fmtp: &str) -> OfferedH264<'_> {
+        OfferedH264 { payload_type, fmtp }
     }
 
     fn chosen(offer_sdp: &str, stream: &VideoParams) -> (u8, String) {
@@ -846,6 +1011,138 @@ mod tests {
         ];
         let params = crate::media::codec::video_params(&record).unwrap();
         assert_eq!(chosen(SAFARI_OFFER, &params), (98, "42c00d".into()));
+    }
+
+    /// An offer from Chromium 156 (headless, one recvonly transceiver per
+    /// kind), whole.
+    const CHROMIUM_OFFER: &str = include_str!("../../tests/data/chromium-offer.sdp");
+
+    /// The offer that took the server to 2 GB: one payload type listed 20,000
+    /// times on the m= line, and a 50 KB fmtp line for it.
+    fn repeated_payload_type_offer() -> String {
+        let mut sdp = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
+        sdp.push_str("m=video 9 UDP/TLS/RTP/SAVPF");
+        sdp.push_str(&" 102".repeat(20_000));
+        sdp.push_str("\r\na=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;x=");
+        sdp.push_str(&"a".repeat(50_000));
+        sdp.push_str("\r\n");
+        sdp
+    }
+
+    #[test]
+    fn a_browser_offer_is_well_inside_the_limits() {
+        let limits = OfferLimits::default();
+        assert_eq!(
+            check_offer(CHROMIUM_OFFER.as_bytes(), &limits),
+            Ok(CHROMIUM_OFFER)
+        );
+        assert!(CHROMIUM_OFFER.len() * 4 < limits.max_bytes);
+        assert!(CHROMIUM_OFFER.lines().count() * 4 < limits.max_lines);
+        let pts: Vec<u8> = offered_h264(CHROMIUM_OFFER)
+            .iter()
+            .map(|o| o.payload_type)
+            .collect();
+        assert!(pts.len() >= 6, "{pts:?}");
+    }
+
+    #[test]
+    fn the_repeated_payload_type_offer_is_refused_and_cheap_even_unchecked() {
+        let sdp = repeated_payload_type_offer();
+        assert!(sdp.len() > 130_000, "{} bytes", sdp.len());
+        let err = check_offer(sdp.as_bytes(), &OfferLimits::default()).unwrap_err();
+        assert!(
+            matches!(err, SdpError::TooLarge { max: 32768, .. }),
+            "{err}"
+        );
+        assert_eq!(err.limit(), Some("whep_max_offer_bytes"));
+
+        // Read past the check, it is one format whose fmtp is borrowed from
+        // the offer, not copied per repeat.
+        let started = std::time::Instant::now();
+        let offered = offered_h264(&sdp);
+        assert_eq!(offered.len(), 1);
+        let range = sdp.as_bytes().as_ptr_range();
+        assert!(range.contains(&offered[0].fmtp.as_ptr()), "borrowed");
+        assert_eq!(
+            choose_h264(&offered, &x264_baseline())
+                .unwrap()
+                .payload_type,
+            102
+        );
+        let took = started.elapsed();
+        assert!(took < std::time::Duration::from_millis(500), "{took:?}");
+    }
+
+    #[test]
+    fn long_lines_many_lines_and_many_payload_types_are_refused_by_name() {
+        let limits = OfferLimits::default();
+        let fmtp = format!(
+            "v=0\r\nm=video 9 RTP/AVP 102\r\na=fmtp:102 {}\r\n",
+            "x".repeat(5_000)
+        );
+        assert_eq!(
+            check_offer(fmtp.as_bytes(), &limits),
+            Err(SdpError::LineTooLong {
+                line: 3,
+                bytes: 5_012,
+                max: 1024
+            })
+        );
+        let lines = format!("v=0\r\n{}", "a=x\r\n".repeat(5_000));
+        let err = check_offer(lines.as_bytes(), &limits).unwrap_err();
+        assert_eq!(err, SdpError::TooManyLines { max: 1024 });
+        assert_eq!(err.limit(), Some("whep_max_offer_lines"));
+
+        let pts: String = (0..100).map(|pt| format!(" {pt}")).collect();
+        let many = format!("v=0\r\nm=video 9 RTP/AVP{pts}\r\n");
+        assert!(matches!(
+            check_offer(many.as_bytes(), &limits),
+            Err(SdpError::TooManyPayloadTypes {
+                line: 2,
+                count: 100,
+                max: 64
+            })
+        ));
+        let sections = format!("v=0\r\n{}", "m=audio 9 RTP/AVP 0\r\n".repeat(9));
+        assert!(matches!(
+            check_offer(sections.as_bytes(), &limits),
+            Err(SdpError::TooManyMediaSections { max: 8 })
+        ));
+        let candidates = format!(
+            "v=0\r\n{}",
+            "a=candidate:1 1 udp 1 192.0.2.1 9 typ host\r\n".repeat(33)
+        );
+        assert!(matches!(
+            check_offer(candidates.as_bytes(), &limits),
+            Err(SdpError::TooManyCandidates { max: 32 })
+        ));
+    }
+
+    #[test]
+    fn what_is_not_sdp_is_refused_before_it_is_read() {
+        let limits = OfferLimits::default();
+        assert_eq!(
+            check_offer(b"\xff\xfe v=0", &limits),
+            Err(SdpError::NotUtf8)
+        );
+        assert_eq!(
+            check_offer(b"{\"sdp\": \"v=0\"}", &limits),
+            Err(SdpError::NotSdp)
+        );
+        assert_eq!(check_offer(b"", &limits), Err(SdpError::NotSdp));
+        assert_eq!(check_offer(b"v=0", &limits), Ok("v=0"));
+    }
+
+    #[test]
+    fn payload_types_rtp_cannot_carry_and_repeats_are_ignored() {
+        let sdp = "v=0\r\nm=video 9 RTP/AVP 200 102 102 7 102\r\n\
+                   a=rtpmap:200 H264/90000\r\na=rtpmap:102 H264/90000\r\n\
+                   a=fmtp:102 packetization-mode=1\r\na=fmtp:102 packetization-mode=0\r\n\
+                   a=rtpmap:7 H264/90000\r\n";
+        assert_eq!(
+            offered_h264(sdp),
+            vec![offer(102, "packetization-mode=1"), offer(7, "")]
+        );
     }
 
     #[test]

@@ -16,6 +16,15 @@
 //!   request) whose USERNAME starts with our ufrag (RFC 8445, 7.2.2); that
 //!   teaches the route. A STUN request the session sends teaches it too, so
 //!   the answers to the server's own checks come home.
+//!
+//! The port is open to anyone. A datagram from an address without a route
+//! costs a look at its first 20 bytes and, for a Binding request, a walk over
+//! its attributes ([`stun_local_ufrag`]); then it is dropped. Routes are
+//! learned before the session's ICE agent has checked the request's
+//! MESSAGE-INTEGRITY, so each session may learn at most
+//! `whep_max_remotes_per_session` of them, and they go with the session.
+//! Each session's ICE-TCP listener is capped the same way
+//! (`whep_max_tcp_per_session`), and a silent TCP connection is closed.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -23,6 +32,7 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -40,18 +50,47 @@ use webrtc::runtime::{
 const SESSION_QUEUE: usize = 512;
 /// Large enough for a GRO batch of full-size datagrams.
 const RECV_BUFFER: usize = 64 * 1024;
+/// An ICE-TCP connection silent this long is closed: a connected viewer sends
+/// consent checks every 5 s or so (RFC 7675, 5.1) and RTCP more often.
+const TCP_IDLE: Duration = Duration::from_secs(30);
+
+/// What one session may hold on the shared port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MuxLimits {
+    /// Remote addresses routed to one session.
+    pub max_remotes_per_session: usize,
+    /// ICE-TCP connections open at once to one session's listener.
+    pub max_tcp_per_session: usize,
+}
+
+impl From<&super::limits::WhepLimits> for MuxLimits {
+    fn from(limits: &super::limits::WhepLimits) -> Self {
+        Self {
+            max_remotes_per_session: limits.whep_max_remotes_per_session,
+            max_tcp_per_session: limits.whep_max_tcp_per_session,
+        }
+    }
+}
 
 /// The shared socket and the routes from remote addresses to sessions.
 pub struct UdpMux {
     socket: Arc<dyn AsyncUdpSocket>,
     local: SocketAddr,
+    limits: MuxLimits,
     routes: Mutex<Routes>,
+}
+
+/// One session socket's place in the routes.
+struct SessionRoute {
+    inbox: mpsc::Sender<Datagram>,
+    /// Entries of `Routes::remotes` that lead here.
+    remotes: usize,
 }
 
 #[derive(Default)]
 struct Routes {
     /// Every session socket, by its reserved address.
-    sessions: HashMap<SocketAddr, mpsc::Sender<Datagram>>,
+    sessions: HashMap<SocketAddr, SessionRoute>,
     /// Session sockets whose answer has gone out, by the answer's ICE ufrag.
     ufrags: HashMap<String, Vec<SocketAddr>>,
     /// (remote address, our IP it talks to) → the session socket.
@@ -76,7 +115,7 @@ impl UdpMux {
     ///
     /// # Errors
     /// The socket cannot be registered with the runtime.
-    pub fn new(socket: std::net::UdpSocket) -> io::Result<Arc<Self>> {
+    pub fn new(socket: std::net::UdpSocket, limits: MuxLimits) -> io::Result<Arc<Self>> {
         let local = socket.local_addr()?;
         // Tokio's socket through the crate's own wrapper: it reports each
         // datagram's destination IP and can choose the source IP, which a
@@ -85,6 +124,7 @@ impl UdpMux {
         Ok(Arc::new(Self {
             socket,
             local,
+            limits,
             routes: Mutex::default(),
         }))
     }
@@ -179,27 +219,15 @@ impl UdpMux {
             self.local.ip()
         };
         let mut routes = self.routes();
-        let known = routes.remotes.get(&(from, dst)).copied();
-        let session = match known {
-            Some(session) => Some(session),
-            None => stun_local_ufrag(datagram)
-                .and_then(|ufrag| routes.ufrags.get(ufrag))
-                .and_then(|sockets| {
-                    sockets
-                        .iter()
-                        .find(|s| self.local_ip_for(**s) == dst)
-                        .or(sockets.first())
-                        .copied()
-                })
-                .inspect(|&session| {
-                    routes.remotes.insert((from, dst), session);
-                }),
+        let max = self.limits.max_remotes_per_session;
+        let Some(session) = routes.route(from, dst, datagram, self.local.ip(), max) else {
+            return;
         };
-        let Some(sender) = session.and_then(|s| routes.sessions.get(&s)) else {
+        let Some(route) = routes.sessions.get(&session) else {
             return;
         };
         // Full queue: drop, as a congested network would.
-        let _ = sender.try_send(Datagram {
+        let _ = route.inbox.try_send(Datagram {
             from,
             data: Bytes::copy_from_slice(datagram),
         });
@@ -207,13 +235,20 @@ impl UdpMux {
 
     fn register(&self, reserved: SocketAddr) -> mpsc::Receiver<Datagram> {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        self.routes().sessions.insert(reserved, tx);
+        self.routes().sessions.insert(
+            reserved,
+            SessionRoute {
+                inbox: tx,
+                remotes: 0,
+            },
+        );
         rx
     }
 
     fn learn(&self, remote: SocketAddr, reserved: SocketAddr) {
         let key = (remote, self.local_ip_for(reserved));
-        self.routes().remotes.insert(key, reserved);
+        let max = self.limits.max_remotes_per_session;
+        self.routes().add_remote(key, reserved, max);
     }
 
     fn forget(&self, reserved: SocketAddr) {
@@ -226,10 +261,107 @@ impl UdpMux {
         });
     }
 
+    /// Remote addresses routed to sessions (for tests and logs).
+    pub fn remotes(&self) -> usize {
+        self.routes().remotes.len()
+    }
+
     /// Sessions currently routed (for tests and logs).
     pub fn sessions(&self) -> usize {
         self.routes().sessions.len()
     }
+}
+
+impl Routes {
+    /// The session a datagram from `from` to our `dst` belongs to: the route
+    /// already learned, or the one a Binding request's ufrag names (learned
+    /// then, up to `max` per session). `None` drops it: a scan, junk, or a
+    /// session already gone. `local` is the shared socket's IP.
+    fn route(
+        &mut self,
+        from: SocketAddr,
+        dst: IpAddr,
+        datagram: &[u8],
+        local: IpAddr,
+        max: usize,
+    ) -> Option<SocketAddr> {
+        if let Some(&session) = self.remotes.get(&(from, dst)) {
+            return Some(session);
+        }
+        let ufrag = stun_local_ufrag(datagram)?;
+        let sockets = self.ufrags.get(ufrag)?;
+        let ip_of = |s: &SocketAddr| {
+            if local.is_unspecified() {
+                s.ip()
+            } else {
+                local
+            }
+        };
+        let session = sockets
+            .iter()
+            .find(|s| ip_of(s) == dst)
+            .or(sockets.first())
+            .copied()?;
+        self.add_remote((from, dst), session, max)
+            .then_some(session)
+    }
+
+    /// Routes `key` to `session` unless it has `max` remotes already; false
+    /// when the datagram should be dropped.
+    fn add_remote(&mut self, key: (SocketAddr, IpAddr), session: SocketAddr, max: usize) -> bool {
+        if let Some(&current) = self.remotes.get(&key) {
+            if current == session {
+                return true;
+            }
+            // The remote moved to another session: it leaves the old one.
+            if let Some(old) = self.sessions.get_mut(&current) {
+                old.remotes = old.remotes.saturating_sub(1);
+            }
+            self.remotes.remove(&key);
+        }
+        let Some(route) = self.sessions.get_mut(&session) else {
+            return false;
+        };
+        if route.remotes >= max {
+            crate::limits::refused(
+                key.0,
+                "whep_max_remotes_per_session",
+                format_args!("session {session} already has {max} remote addresses"),
+            );
+            return false;
+        }
+        route.remotes += 1;
+        self.remotes.insert(key, session);
+        true
+    }
+}
+
+/// The demux of the shared port without a socket, for fuzzing: one session
+/// with the ICE ufrag `ufrag` on `local`, and `datagrams` (sender, bytes)
+/// routed in turn. Returns how many were routed to the session and how many
+/// remote addresses it learned, which never exceeds `max_remotes`.
+#[doc(hidden)]
+pub fn demux_for_fuzz<'a>(
+    ufrag: &str,
+    local: SocketAddr,
+    datagrams: impl IntoIterator<Item = (SocketAddr, &'a [u8])>,
+    max_remotes: usize,
+) -> (usize, usize) {
+    let mut routes = Routes::default();
+    let (inbox, _rx) = mpsc::channel(1);
+    routes
+        .sessions
+        .insert(local, SessionRoute { inbox, remotes: 0 });
+    routes.ufrags.insert(ufrag.to_string(), vec![local]);
+    let routed = datagrams
+        .into_iter()
+        .filter(|(from, datagram)| {
+            routes
+                .route(*from, local.ip(), datagram, local.ip(), max_remotes)
+                .is_some()
+        })
+        .count();
+    (routed, routes.remotes.len())
 }
 
 /// What the driver treats as a passing hiccup of a socket shared by many peers.
@@ -370,7 +502,11 @@ impl Runtime for MuxRuntime {
         &self,
         listener: std::net::TcpListener,
     ) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        TokioRuntime.wrap_tcp_listener(listener)
+        Ok(Arc::new(CappedListener {
+            inner: TokioRuntime.wrap_tcp_listener(listener)?,
+            open: Arc::default(),
+            max: self.mux.limits.max_tcp_per_session,
+        }))
     }
 
     fn connect_tcp<'a>(
@@ -408,15 +544,105 @@ impl Runtime for MuxRuntime {
     }
 }
 
+/// A session's ICE-TCP listener that keeps at most `max` connections open:
+/// its port is in the answer, and the `webrtc` crate would hold every
+/// connection anyone makes until its peer closes it.
+#[derive(Debug)]
+struct CappedListener {
+    inner: Arc<dyn AsyncTcpListener>,
+    open: Arc<AtomicUsize>,
+    max: usize,
+}
+
+impl AsyncTcpListener for CappedListener {
+    fn accept<'a>(
+        &'a self,
+    ) -> Pin<Box<dyn Future<Output = io::Result<(Arc<dyn AsyncTcpStream>, SocketAddr)>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            loop {
+                let (stream, peer) = self.inner.accept().await?;
+                if self.open.load(Ordering::Acquire) >= self.max {
+                    crate::limits::refused(
+                        peer,
+                        "whep_max_tcp_per_session",
+                        format_args!("{} ICE-TCP connections are open already", self.max),
+                    );
+                    continue;
+                }
+                self.open.fetch_add(1, Ordering::AcqRel);
+                let counted: Arc<dyn AsyncTcpStream> = Arc::new(CountedStream {
+                    inner: stream,
+                    open: Arc::clone(&self.open),
+                });
+                return Ok((counted, peer));
+            }
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// An accepted ICE-TCP connection, counted while it lives, that reads as
+/// closed once its peer has been silent for [`TCP_IDLE`].
+#[derive(Debug)]
+struct CountedStream {
+    inner: Arc<dyn AsyncTcpStream>,
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl AsyncTcpStream for CountedStream {
+    fn read<'a, 'b>(
+        &'a self,
+        buf: &'b mut [u8],
+    ) -> Pin<Box<dyn Future<Output = io::Result<usize>> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        Box::pin(async move {
+            // End of stream, which makes the crate drop the connection.
+            tokio::time::timeout(TCP_IDLE, self.inner.read(buf))
+                .await
+                .unwrap_or(Ok(0))
+        })
+    }
+
+    fn write_all<'a, 'b>(
+        &'a self,
+        buf: &'b [u8],
+    ) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'b>>
+    where
+        'a: 'b,
+    {
+        self.inner.write_all(buf)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.peer_addr()
+    }
+}
+
 /// STUN messages start with two zero bits and carry the magic cookie
 /// (RFC 8489, 5); RTP, RTCP and DTLS never do.
-fn is_stun(packet: &[u8]) -> bool {
+pub fn is_stun(packet: &[u8]) -> bool {
     packet.len() >= 20 && packet[0] & 0xC0 == 0 && packet[4..8] == [0x21, 0x12, 0xA4, 0x42]
 }
 
 /// The receiver's ufrag from a STUN Binding request's USERNAME
 /// (`RECEIVER:SENDER`, RFC 8445, 7.2.2).
-fn stun_local_ufrag(packet: &[u8]) -> Option<&str> {
+pub fn stun_local_ufrag(packet: &[u8]) -> Option<&str> {
     const BINDING_REQUEST: [u8; 2] = [0x00, 0x01];
     const USERNAME: u16 = 0x0006;
     if !is_stun(packet) || packet[0..2] != BINDING_REQUEST {
@@ -497,6 +723,109 @@ mod tests {
         packet.extend_from_slice(&[7; 12]);
         packet.extend_from_slice(&attrs);
         packet
+    }
+
+    /// Bytes that look random, the same every run (xorshift).
+    fn junk(seed: u64, count: usize) -> Vec<Vec<u8>> {
+        let mut state = seed | 1;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..count)
+            .map(|_| {
+                let len = (next() % 1500) as usize;
+                let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                // Half of them dressed as STUN, to reach the attribute walk.
+                if next() % 2 == 0 && bytes.len() >= 8 {
+                    bytes[0] &= 0x3f;
+                    bytes[4..8].copy_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+                    if next() % 2 == 0 {
+                        bytes[0..2].copy_from_slice(&[0x00, 0x01]);
+                    }
+                }
+                bytes
+            })
+            .collect()
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([192, 0, 2, 9], port))
+    }
+
+    #[test]
+    fn every_cut_and_every_lying_length_of_a_binding_request_is_dropped() {
+        let packet = binding_request("srvUfrag:brwsr");
+        for len in 0..packet.len() {
+            let cut = &packet[..len];
+            // Cut inside the PRIORITY attribute the USERNAME is still whole,
+            // but the header's length now lies.
+            assert_eq!(stun_local_ufrag(cut), None, "cut at {len}");
+        }
+        for length in [0u16, 3, 4, 19, 23, 24, 0xfffc, 0xffff] {
+            let mut lying = packet.clone();
+            lying[2..4].copy_from_slice(&length.to_be_bytes());
+            let _ = stun_local_ufrag(&lying);
+        }
+        for attribute_length in [0u16, 1, 13, 15, 16, 0x7fff, 0xffff] {
+            let mut lying = packet.clone();
+            lying[22..24].copy_from_slice(&attribute_length.to_be_bytes());
+            let ufrag = stun_local_ufrag(&lying);
+            assert!(
+                ufrag.is_none_or(|u| "srvUfrag:brwsr".starts_with(u)),
+                "{ufrag:?}"
+            );
+        }
+        let mut not_utf8 = binding_request("srvUfrag:brwsr");
+        not_utf8[24] = 0xff;
+        assert_eq!(stun_local_ufrag(&not_utf8), None);
+        // A zero-length USERNAME names no session.
+        assert_eq!(stun_local_ufrag(&binding_request("")), Some(""));
+    }
+
+    #[test]
+    fn junk_from_anywhere_is_dropped_and_learns_nothing() {
+        let datagrams = junk(0x7153e1, 20_000);
+        let started = std::time::Instant::now();
+        let (routed, learned) = demux_for_fuzz(
+            "srvUfrag",
+            "127.0.0.1:8189".parse().unwrap(),
+            datagrams
+                .iter()
+                .enumerate()
+                .map(|(i, d)| (addr(i as u16), d.as_slice())),
+            16,
+        );
+        assert_eq!((routed, learned), (0, 0));
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(2),
+            "20,000 datagrams took {took:?}"
+        );
+    }
+
+    #[test]
+    fn a_session_learns_at_most_its_cap_of_remote_addresses() {
+        let request = binding_request("srvUfrag:brwsr");
+        let from_many = (0..1000u16).map(|port| (addr(port), request.as_slice()));
+        let (routed, learned) =
+            demux_for_fuzz("srvUfrag", "127.0.0.1:8189".parse().unwrap(), from_many, 16);
+        assert_eq!((routed, learned), (16, 16));
+        // A learned remote keeps its route, whatever it sends next.
+        let again = [(addr(3), request.as_slice()), (addr(3), &b"junk"[..])];
+        let (routed, learned) =
+            demux_for_fuzz("srvUfrag", "127.0.0.1:8189".parse().unwrap(), again, 16);
+        assert_eq!((routed, learned), (2, 1));
+        let wrong = [(addr(1), binding_request("other:brwsr"))];
+        let (routed, _) = demux_for_fuzz(
+            "srvUfrag",
+            "127.0.0.1:8189".parse().unwrap(),
+            wrong.iter().map(|(a, d)| (*a, d.as_slice())),
+            16,
+        );
+        assert_eq!(routed, 0);
     }
 
     #[test]

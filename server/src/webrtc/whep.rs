@@ -3,6 +3,13 @@
 //!
 //! The HTTP handler only answers the offer; the session lives on in its task
 //! until the viewer leaves (DELETE, ICE failure, or the connection closing).
+//!
+//! An offer is a stranger's: it is checked for size and shape first
+//! ([`sdp::check_offer`]), then given a slot under the session caps
+//! ([`Admission`]), and only then is a peer connection built. From then on
+//! the peer connection is closed on every way out (an error, the request
+//! abandoned, a viewer that never connects within `whep_connect_timeout_s`):
+//! dropping it would leave its driver task, socket and routes running.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot;
+use rtc::interceptor::Slot as InterceptorSlot;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp;
 use rtc::rtp_transceiver::rtp_sender::{
@@ -30,15 +37,15 @@ use webrtc::peer_connection::{
     Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
+use super::admission::{Admission, AdmissionError, Slot};
 use super::feed::{Feed, Unit};
 use super::keyframe::{self, KeyframeRequests};
-use super::sdp::{self, SdpError};
+use super::limits::WhepLimits;
+use super::sdp::{self, OfferLimits, SdpError};
 use super::udp_mux::UdpMux;
 
 /// How long the server gathers its ICE candidates before answering.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a viewer has to connect after the answer.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(20);
 const OPUS_DEFAULT_PT: u8 = 111;
 
 #[derive(Debug, Error)]
@@ -47,14 +54,22 @@ pub enum WhepError {
     UnknownStream(String),
     #[error("stream {0:?} is not live")]
     NotLive(String),
+    /// The offer is over a limit, malformed, or offers nothing the stream can
+    /// be sent as.
     #[error("the offer is not usable: {0}")]
-    BadOffer(String),
+    Offer(#[from] SdpError),
     #[error(transparent)]
-    Codec(#[from] SdpError),
-    #[error("WebRTC failed: {0}")]
-    Rtc(#[from] webrtc::error::Error),
-    #[error("ICE gathering did not finish within {0:?}")]
+    Full(#[from] AdmissionError),
+    /// The WebRTC stack refused the offer: a client mistake.
+    #[error("the offer could not be negotiated: {0}; send the browser's offer as it made it")]
+    Negotiation(#[source] webrtc::error::Error),
+    /// The WebRTC stack failed on the server's side (sockets, setup).
+    #[error("WebRTC setup failed: {0}")]
+    Setup(#[source] webrtc::error::Error),
+    #[error("ICE gathering did not finish within {0:?}; try again")]
     Gathering(Duration),
+    #[error("the WebRTC negotiation task failed: {0}")]
+    Task(String),
 }
 
 /// Where WebRTC media goes out from.
@@ -82,6 +97,8 @@ pub struct Whep {
     feeds: Arc<HashMap<String, Arc<Feed>>>,
     sessions: Arc<Mutex<HashMap<String, Session>>>,
     settings: Arc<WhepSettings>,
+    limits: WhepLimits,
+    admission: Admission,
     mux: Arc<UdpMux>,
     tracker: TaskTracker,
     token: CancellationToken,
@@ -91,6 +108,7 @@ impl Whep {
     pub fn new(
         feeds: HashMap<String, Arc<Feed>>,
         settings: WhepSettings,
+        limits: WhepLimits,
         mux: Arc<UdpMux>,
         tracker: TaskTracker,
         token: CancellationToken,
@@ -99,10 +117,17 @@ impl Whep {
             feeds: Arc::new(feeds),
             sessions: Arc::default(),
             settings: Arc::new(settings),
+            limits,
+            admission: Admission::new(limits.whep_max_sessions, limits.whep_max_sessions_per_ip),
             mux,
             tracker,
             token,
         }
+    }
+
+    /// Sessions holding a slot, connected or not (for tests and logs).
+    pub fn sessions_admitted(&self) -> usize {
+        self.admission.sessions()
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
@@ -130,15 +155,20 @@ impl Whep {
 
     /// Answers a viewer's offer and starts its session.
     ///
+    /// The negotiation runs in a task of its own, so a request abandoned
+    /// half-way still ends in a session (freed after the connect timeout if
+    /// nobody connects) or a closed peer connection, never a leaked one.
+    ///
     /// # Errors
-    /// An unknown or offline stream, an offer without a usable H.264 format,
-    /// or the WebRTC stack failing.
+    /// An offer over a limit or without a usable H.264 format, an unknown or
+    /// offline stream, the session caps reached, or the WebRTC stack failing.
     pub async fn create(
         &self,
         stream: &str,
-        offer: String,
+        offer: &[u8],
         peer: SocketAddr,
     ) -> Result<(String, String), WhepError> {
+        let offer = sdp::check_offer(offer, &OfferLimits::from(&self.limits))?.to_string();
         let feed = self
             .feeds
             .get(stream)
@@ -146,14 +176,9 @@ impl Whep {
         let video = feed
             .video()
             .ok_or_else(|| WhepError::NotLive(stream.to_string()))?;
-        if !offer.starts_with("v=0") {
-            return Err(WhepError::BadOffer(
-                "the body is not SDP (it must start with v=0)".into(),
-            ));
-        }
         let offered = sdp::offered_h264(&offer);
         if offered.is_empty() {
-            return Err(WhepError::BadOffer("it offers no H.264 video".into()));
+            return Err(SdpError::NoH264.into());
         }
         let h264 = sdp::choose_h264(&offered, &video)?;
         // The rtc crate pairs codecs by exact fmtp, so it is given the offer's
@@ -162,8 +187,40 @@ impl Whep {
         let offered_fmtp = offered
             .iter()
             .find(|o| o.payload_type == h264.payload_type)
-            .map(|o| o.fmtp.clone())
+            .map(|o| o.fmtp.to_string())
             .unwrap_or_default();
+        let slot = self.admission.admit(peer.ip())?;
+        let (whep, stream, feed) = (self.clone(), stream.to_string(), Arc::clone(feed));
+        self.tracker
+            .spawn(async move {
+                whep.negotiate(Offer {
+                    stream,
+                    feed,
+                    sdp: offer,
+                    h264,
+                    offered_fmtp,
+                    peer,
+                    slot,
+                })
+                .await
+            })
+            .await
+            .map_err(|err| WhepError::Task(err.to_string()))?
+    }
+
+    /// Builds the peer connection for a checked offer, and closes it again if
+    /// anything after that fails.
+    async fn negotiate(&self, offer: Offer) -> Result<(String, String), WhepError> {
+        let Offer {
+            stream,
+            feed,
+            sdp: offer,
+            h264,
+            offered_fmtp,
+            peer,
+            slot,
+        } = offer;
+        let stream = stream.as_str();
         let opus_pt = opus_payload_type(&offer).unwrap_or(OPUS_DEFAULT_PT);
 
         let feedback = |kind: &str, parameter: &str| RTCPFeedback {
@@ -189,22 +246,30 @@ impl Whep {
             rtcp_feedback: vec![],
         };
         let mut media = MediaEngine::default();
-        media.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: video_codec.clone(),
-                payload_type: h264.payload_type,
-            },
-            RtpCodecKind::Video,
-        )?;
-        media.register_codec(
-            RTCRtpCodecParameters {
-                rtp_codec: audio_codec.clone(),
-                payload_type: opus_pt,
-            },
-            RtpCodecKind::Audio,
-        )?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)?
-            .with(Slot::from(keyframe::SLOT), KeyframeRequests::default());
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: video_codec.clone(),
+                    payload_type: h264.payload_type,
+                },
+                RtpCodecKind::Video,
+            )
+            .map_err(WhepError::Negotiation)?;
+        media
+            .register_codec(
+                RTCRtpCodecParameters {
+                    rtp_codec: audio_codec.clone(),
+                    payload_type: opus_pt,
+                },
+                RtpCodecKind::Audio,
+            )
+            .map_err(WhepError::Negotiation)?;
+        let registry = register_default_interceptors(Registry::new(), &mut media)
+            .map_err(WhepError::Setup)?
+            .with(
+                InterceptorSlot::from(keyframe::SLOT),
+                KeyframeRequests::default(),
+            );
         // The configured STUN/TURN servers are for viewers behind NAT (the HTTP
         // answer announces them); the server itself answers from a known
         // address and needs none.
@@ -229,8 +294,10 @@ impl Whep {
             // networks that block UDP.
             .with_tcp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
             .build()
-            .await?;
+            .await
+            .map_err(WhepError::Setup)?;
         let pc: Arc<dyn PeerConnection> = Arc::new(pc);
+        let unfinished = Unfinished(Some(Arc::clone(&pc)));
 
         let video_ssrc = rand::random::<u32>();
         let audio_ssrc = rand::random::<u32>();
@@ -247,15 +314,24 @@ impl Whep {
             audio_ssrc,
         )));
         pc.add_track(Arc::clone(&video_track) as Arc<dyn TrackLocal>)
-            .await?;
+            .await
+            .map_err(WhepError::Setup)?;
         pc.add_track(Arc::clone(&audio_track) as Arc<dyn TrackLocal>)
-            .await?;
+            .await
+            .map_err(WhepError::Setup)?;
 
         let mut events = events;
-        pc.set_remote_description(RTCSessionDescription::offer(offer)?)
-            .await?;
-        let answer = pc.create_answer(None).await?;
-        pc.set_local_description(answer).await?;
+        let remote = RTCSessionDescription::offer(offer).map_err(WhepError::Negotiation)?;
+        pc.set_remote_description(remote)
+            .await
+            .map_err(WhepError::Negotiation)?;
+        let answer = pc
+            .create_answer(None)
+            .await
+            .map_err(WhepError::Negotiation)?;
+        pc.set_local_description(answer)
+            .await
+            .map_err(WhepError::Negotiation)?;
         // Non-trickle: the answer carries every candidate.
         let gathered = tokio::time::timeout(GATHER_TIMEOUT, async {
             while let Some(event) = events.recv().await {
@@ -266,13 +342,16 @@ impl Whep {
         })
         .await;
         if gathered.is_err() {
-            let _ = pc.close().await;
+            unfinished.close().await;
             return Err(WhepError::Gathering(GATHER_TIMEOUT));
         }
         let Some(local) = pc.local_description().await else {
-            let _ = pc.close().await;
-            return Err(WhepError::BadOffer("no answer could be made for it".into()));
+            unfinished.close().await;
+            return Err(WhepError::Negotiation(webrtc::error::Error::Other(
+                "no answer could be made for it".into(),
+            )));
         };
+        unfinished.disarm();
 
         let id = format!("{:016x}", rand::random::<u64>());
         let token = self.token.child_token();
@@ -300,11 +379,17 @@ impl Whep {
             },
             offset: rand::random(),
         };
-        let (whep, feed, session) = (self.clone(), Arc::clone(feed), id.clone());
+        let (whep, session) = (self.clone(), id.clone());
+        let connect_timeout = Duration::from_secs(self.limits.whep_connect_timeout_s);
         self.tracker.spawn(async move {
-            viewer.run(&feed, events, token).await;
+            let connected = viewer.run(&feed, events, connect_timeout, token).await;
             whep.sessions().remove(&session);
-            info!(session = %session, "WebRTC viewer left");
+            drop(slot);
+            if connected {
+                info!(session = %session, "WebRTC viewer left");
+            } else {
+                info!(%peer, session = %session, "WebRTC viewer never connected; session freed");
+            }
         });
         let mut answer = self.mux.route_answer(&local.sdp);
         if let Some(public) = self.settings.public_ip {
@@ -312,6 +397,44 @@ impl Whep {
             answer = sdp::with_public_address(&answer, public);
         }
         Ok((id, answer_with(&answer, h264.payload_type, &h264.fmtp)))
+    }
+}
+
+/// A checked offer and the slot it was given, for [`Whep::negotiate`].
+struct Offer {
+    stream: String,
+    feed: Arc<Feed>,
+    sdp: String,
+    h264: sdp::H264Answer,
+    offered_fmtp: String,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+/// A peer connection that is not yet a session. Dropped armed (an error
+/// returned with `?`), it is closed in a task of its own, since `close` is
+/// async and a dropped connection would keep its driver running.
+struct Unfinished(Option<Arc<dyn PeerConnection>>);
+
+impl Unfinished {
+    async fn close(mut self) {
+        if let Some(pc) = self.0.take() {
+            let _ = pc.close().await;
+        }
+    }
+
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(pc) = self.0.take() {
+            tokio::spawn(async move {
+                let _ = pc.close().await;
+            });
+        }
     }
 }
 
@@ -419,13 +542,16 @@ struct Viewer {
 }
 
 impl Viewer {
+    /// Streams to the viewer once it connects, and closes the peer connection
+    /// however it ends. Returns whether the viewer ever connected.
     async fn run(
         mut self,
         feed: &Feed,
         mut events: mpsc::UnboundedReceiver<Event>,
+        connect_timeout: Duration,
         token: CancellationToken,
-    ) {
-        let connected = tokio::time::timeout(CONNECT_TIMEOUT, async {
+    ) -> bool {
+        let connected = tokio::time::timeout(connect_timeout, async {
             while let Some(event) = events.recv().await {
                 match event {
                     Event::State(RTCPeerConnectionState::Connected) => return true,
@@ -450,6 +576,7 @@ impl Viewer {
             );
         }
         let _ = self.pc.close().await;
+        ok
     }
 
     async fn stream(
