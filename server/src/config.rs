@@ -164,7 +164,8 @@ pub struct ServeArgs {
     /// (players buffer far more than this) [default: 100]
     #[arg(long, env = "TINSEL_RTMP_BATCH_MS", value_name = "MS")]
     pub rtmp_batch_ms: Option<u64>,
-    /// Most RTMP connections served at once [default: 4096]
+    /// Most RTMP players at once (publishers always get in; connections not
+    /// yet publishing or playing count against rtmp_max_pending) [default: 4096]
     #[arg(long, env = "TINSEL_RTMP_MAX_CONNECTIONS", value_name = "N")]
     pub rtmp_max_connections: Option<usize>,
     /// LL-HLS part duration target, 100 to 1000 ms [default: 334]
