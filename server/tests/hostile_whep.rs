@@ -280,9 +280,17 @@ fn garbage_and_oversized_offers_get_a_4xx_with_a_reason() {
             "UTF-8",
         ),
         ("empty", Vec::new(), 400, "v=0"),
+        // Over every route's body limit: refused before the WHEP route runs.
         (
             "the 133 KB repeated payload type",
             big.clone().into_bytes(),
+            413,
+            "http_max_body_bytes",
+        ),
+        // Within the server's body limit, over the offer limit.
+        (
+            "a 40 KB offer",
+            repeated_payload_type_offer(100, 40_000).into_bytes(),
             413,
             "whep_max_offer_bytes",
         ),
