@@ -19,7 +19,6 @@ use tinsel_frontend::admin::api::{Schedules, SessionInfo};
 use tower_sessions::Session;
 use tracing::info;
 
-use super::slots::client_key;
 use crate::auth::accounts::{self, AccountError};
 use crate::auth::hashing::Hashing;
 use crate::auth::throttle::{Limits, Throttle};
@@ -27,6 +26,7 @@ use crate::auth::{AdminUser, SessionSettings, session};
 use crate::control::{Action, AuditEntry, OutletState, Schedule, Source};
 use crate::http::ApiError;
 use crate::limits::refused;
+use crate::limits::slots::client_key;
 use crate::state::AppState;
 
 /// Failed logins, shared by every request.

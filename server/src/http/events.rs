@@ -33,10 +33,10 @@ use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use super::slots::{Full, Slot, Slots};
 use super::streams::stream_status;
 use crate::config::is_valid_name;
 use crate::limits::refused;
+use crate::limits::slots::{Full, Slot, Slots};
 use crate::state::AppState;
 
 /// How often the stream's state is looked at; changes reach the page this fast.

@@ -2,7 +2,7 @@
 //! long-lived connections.
 //!
 //! The per-address caps count an IPv6 client by its /64 (see
-//! [`super::slots::client_key`]): one home or server gets a whole /64, so
+//! [`crate::limits::slots::client_key`]): one home or server gets a whole /64, so
 //! counting single IPv6 addresses would cap nobody.
 
 crate::limits! {

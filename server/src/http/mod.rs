@@ -19,7 +19,6 @@ pub mod limits;
 mod push;
 pub mod serve;
 mod site;
-pub mod slots;
 mod streams;
 mod tweets;
 mod webrtc;
@@ -38,7 +37,7 @@ use crate::state::AppState;
 /// Every HTTP route of the server.
 pub fn router(state: AppState) -> Router {
     let limits = state.config.http_limits;
-    let feeds = events::FeedSlots(slots::Slots::new(
+    let feeds = events::FeedSlots(crate::limits::slots::Slots::new(
         limits.http_max_sse,
         limits.http_max_sse_per_ip,
     ));

@@ -40,8 +40,8 @@ use tower_service::Service;
 use tracing::{debug, warn};
 
 use super::limits::HttpLimits;
-use super::slots::{Full, Slots};
 use crate::limits::refused;
+use crate::limits::slots::{Full, Slots};
 
 /// Connections being turned away at once; beyond this a refused connection is
 /// closed without an answer, so a flood cannot make the refusals themselves a

@@ -27,7 +27,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -40,6 +40,7 @@ use tracing::{error, warn};
 use super::connection;
 use crate::config::Config;
 use crate::limits;
+use crate::limits::slots::client_key;
 use crate::media::StreamHub;
 
 /// Accepts RTMP connections until `token` is cancelled. Each connection runs in
@@ -275,7 +276,7 @@ impl<T> Slots<T> {
     /// # Errors
     /// The address already holds `per_address` connections.
     pub fn admit(&mut self, ip: IpAddr, handle: T) -> Result<Admitted<T>, SlotError> {
-        let address = address_key(ip);
+        let address = client_key(ip);
         let open = self.addresses.get(&address).map_or(0, |a| a.open);
         if open >= self.limits.per_address {
             return Err(SlotError::PerAddress { open });
@@ -342,9 +343,9 @@ impl<T> Slots<T> {
         }
     }
 
-    /// Connections open from `ip`'s address (as [`address_key`] counts it).
+    /// Connections open from `ip`'s address (as [`client_key`] counts it).
     pub fn open_from(&self, ip: IpAddr) -> usize {
-        self.addresses.get(&address_key(ip)).map_or(0, |a| a.open)
+        self.addresses.get(&client_key(ip)).map_or(0, |a| a.open)
     }
 
     /// Removes the oldest pending connection of the address with the most
@@ -381,19 +382,6 @@ impl<T> Slots<T> {
             State::Started(Role::Publisher) => self.publishers -= 1,
         }
         Some(connection.state)
-    }
-}
-
-/// The address a connection from `ip` counts against: IPv4 as it is, an
-/// IPv4-mapped IPv6 address (a dual-stack socket's view of IPv4) as its IPv4
-/// address, other IPv6 as its /64.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-        },
     }
 }
 
@@ -437,7 +425,7 @@ mod tests {
         slots.admit(ip("2001:db8:1:2::1"), 2).unwrap();
         assert!(slots.admit(ip("2001:db8:1:2:ffff::9"), 3).is_err());
         assert!(slots.admit(ip("2001:db8:1:3::1"), 4).is_ok());
-        assert_eq!(address_key(ip("::1")), ip("::"));
+        assert_eq!(client_key(ip("::1")), ip("::"));
     }
 
     #[test]

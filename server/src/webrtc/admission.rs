@@ -7,11 +7,12 @@
 //! HTTP need too. A slot is taken before anything costly is built and given
 //! back when its [`Slot`] is dropped, however the session ends.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use thiserror::Error;
+
+pub use crate::limits::slots::Slot;
+use crate::limits::slots::{Full, Slots};
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum AdmissionError {
@@ -40,102 +41,35 @@ impl AdmissionError {
 /// The counts behind the caps. Cheap to clone.
 #[derive(Clone)]
 pub struct Admission {
-    counts: Arc<Mutex<Counts>>,
-    max_total: usize,
-    max_per_address: usize,
-}
-
-#[derive(Default)]
-struct Counts {
-    total: usize,
-    /// Only addresses with a session; an entry goes with its last slot.
-    per_address: HashMap<IpAddr, usize>,
-}
-
-/// One admitted session; dropping it frees its place.
-pub struct Slot {
-    counts: Arc<Mutex<Counts>>,
-    address: IpAddr,
+    slots: Slots,
 }
 
 impl Admission {
     pub fn new(max_total: usize, max_per_address: usize) -> Self {
         Self {
-            counts: Arc::default(),
-            max_total,
-            max_per_address,
+            slots: Slots::new(max_total, max_per_address),
         }
     }
 
-    /// A place for one more session from `peer`.
+    /// A place for one more session from `peer`; dropping the [`Slot`] frees it.
     ///
     /// # Errors
     /// The server, or `peer`'s address, has its most sessions.
     pub fn admit(&self, peer: IpAddr) -> Result<Slot, AdmissionError> {
-        let address = address_key(peer);
-        let mut counts = lock(&self.counts);
-        if counts.total >= self.max_total {
-            return Err(AdmissionError::Full {
-                max: self.max_total,
-            });
-        }
-        let mine = counts.per_address.entry(address).or_default();
-        if *mine >= self.max_per_address {
-            return Err(AdmissionError::FullForAddress {
-                max: self.max_per_address,
-            });
-        }
-        *mine += 1;
-        counts.total += 1;
-        Ok(Slot {
-            counts: Arc::clone(&self.counts),
-            address,
+        self.slots.try_take(peer).map_err(|full| match full {
+            Full::Total { max } => AdmissionError::Full { max },
+            Full::PerAddress { max } => AdmissionError::FullForAddress { max },
         })
     }
 
     /// Sessions admitted and not yet ended.
     pub fn sessions(&self) -> usize {
-        lock(&self.counts).total
+        self.slots.taken()
     }
 
     /// Addresses holding a slot (for tests: the map empties as sessions end).
     pub fn addresses(&self) -> usize {
-        lock(&self.counts).per_address.len()
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut counts = lock(&self.counts);
-        counts.total = counts.total.saturating_sub(1);
-        if let Some(mine) = counts.per_address.get_mut(&self.address) {
-            *mine = mine.saturating_sub(1);
-            if *mine == 0 {
-                counts.per_address.remove(&self.address);
-            }
-        }
-    }
-}
-
-fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
-    // The counts are updated in one step each; a panic elsewhere leaves them whole.
-    counts.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What "one address" means for the per-address cap: an IPv4 address, or the
-/// /64 of an IPv6 one, since a single subscriber is given a whole /64 (RFC
-/// 6177) and could otherwise open a session from every address in it.
-pub fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let mut segments = v6.segments();
-                segments[4..].fill(0);
-                IpAddr::V6(segments.into())
-            }
-        },
+        self.slots.addresses()
     }
 }
 
@@ -183,6 +117,5 @@ mod tests {
         let _a = admission.admit(ip("2001:db8:1:2::1")).unwrap();
         assert!(admission.admit(ip("2001:db8:1:2:ffff::9")).is_err());
         assert!(admission.admit(ip("2001:db8:1:3::1")).is_ok());
-        assert_eq!(address_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
     }
 }

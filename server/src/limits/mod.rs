@@ -8,9 +8,15 @@
 //! flattens each module's raw struct into the command line and the file, and
 //! calls `check` once.
 //!
+//! [`slots`] counts what clients hold open (connections, event feeds, WHEP
+//! sessions) in total and per address, every port by the same rule of what
+//! one address is.
+//!
 //! A refusal of a stranger's input logs through [`refused`], at most one line a
 //! second per limit, so a flood cannot fill the disk; the next line says how
 //! many were left out.
+
+pub mod slots;
 
 use std::collections::HashMap;
 use std::fmt::Display;
