@@ -280,7 +280,11 @@ fn start_tinsel(binary: &Path, dir: &TempDir, rtmp_port: u16) -> anyhow::Result<
         .arg("--data-dir")
         .arg(dir.path())
         .arg("--stream")
-        .arg(format!("{STREAM_NAME}={TINSEL_KEY}"));
+        .arg(format!("{STREAM_NAME}={TINSEL_KEY}"))
+        // Every viewer of the benchmark comes from 127.0.0.1, which the
+        // per-address cap would otherwise stop at 256.
+        .arg("--rtmp-max-connections-per-ip")
+        .arg("1000000");
     // Tinsel reads TINSEL_* settings; the caller's must not change the run.
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("TINSEL_") {
