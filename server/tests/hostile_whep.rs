@@ -4,24 +4,14 @@
 //! real viewer (a Rust webrtc peer) plays.
 
 mod common;
+#[path = "common/whep_viewer.rs"]
+mod whep_viewer;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Publisher, Server, wait_for};
-use rtc::ice::mdns::MulticastDnsMode;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
-use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
-use tokio::sync::mpsc;
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCIceGatheringState, RTCSessionDescription, Registry, SettingEngineBuilder,
-    register_default_interceptors,
-};
 
 /// An offer from Chromium 156, with no candidates: the server answers it,
 /// and then nobody ever connects.
@@ -399,131 +389,6 @@ fn garbage_and_oversized_offers_get_a_4xx_with_a_reason() {
     assert_no_server_faults(&server);
 }
 
-struct ViewerEvents {
-    tracks: mpsc::UnboundedSender<Arc<dyn TrackRemote>>,
-    gathered: mpsc::UnboundedSender<()>,
-}
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for ViewerEvents {
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        let _ = self.tracks.send(track);
-    }
-
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(());
-        }
-    }
-}
-
-fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, pt: u8) -> RTCRtpCodecParameters {
-    RTCRtpCodecParameters {
-        rtp_codec: RTCRtpCodec {
-            mime_type: mime.into(),
-            clock_rate,
-            channels,
-            sdp_fmtp_line: fmtp.into(),
-            rtcp_feedback: vec![],
-        },
-        payload_type: pt,
-    }
-}
-
-/// A WHEP viewer as in `tests/whep.rs`, on a plain socket: returns the
-/// peer connection, the answer's ICE ufrag and a count of video frames
-/// (RTP marker bits) received, kept up to date by a task.
-async fn play(whep_url: String) -> (Arc<dyn PeerConnection>, String, Arc<AtomicUsize>) {
-    let mut media = MediaEngine::default();
-    let fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
-    media
-        .register_codec(
-            codec("video/H264", 90_000, 0, fmtp, 102),
-            RtpCodecKind::Video,
-        )
-        .unwrap();
-    media
-        .register_codec(
-            codec("audio/opus", 48_000, 2, "minptime=10;useinbandfec=1", 111),
-            RtpCodecKind::Audio,
-        )
-        .unwrap();
-    let registry = register_default_interceptors(Registry::new(), &mut media).unwrap();
-    let settings = SettingEngineBuilder::new()
-        .with_include_loopback_candidate(true)
-        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .build();
-    let (tracks_tx, mut tracks) = mpsc::unbounded_channel();
-    let (gathered_tx, mut gathered) = mpsc::unbounded_channel();
-    let pc = PeerConnectionBuilder::new()
-        .with_media_engine(media)
-        .with_interceptor_registry(registry)
-        .with_setting_engine(settings)
-        .with_handler(Arc::new(ViewerEvents {
-            tracks: tracks_tx,
-            gathered: gathered_tx,
-        }))
-        .with_udp_addrs(vec!["127.0.0.1:0"])
-        .build()
-        .await
-        .unwrap();
-    let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-    for kind in [RtpCodecKind::Video, RtpCodecKind::Audio] {
-        let init = RTCRtpTransceiverInit {
-            direction: RTCRtpTransceiverDirection::Recvonly,
-            ..Default::default()
-        };
-        pc.add_transceiver_from_kind(kind, Some(init))
-            .await
-            .unwrap();
-    }
-    let offer = pc.create_offer(None).await.unwrap();
-    pc.set_local_description(offer).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(5), gathered.recv())
-        .await
-        .expect("ICE gathering completes");
-    let offer = pc.local_description().await.unwrap().sdp;
-    let answer = tokio::task::spawn_blocking(move || {
-        ureq::post(&whep_url)
-            .set("Content-Type", "application/sdp")
-            .timeout(Duration::from_secs(20))
-            .send_string(&offer)
-            .expect("201 Created")
-            .into_string()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let ufrag = answer
-        .lines()
-        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
-        .expect("an ICE ufrag in the answer")
-        .to_string();
-    pc.set_remote_description(RTCSessionDescription::answer(answer).unwrap())
-        .await
-        .unwrap();
-    let frames = Arc::new(AtomicUsize::new(0));
-    for _ in 0..2 {
-        let track = tokio::time::timeout(Duration::from_secs(20), tracks.recv())
-            .await
-            .expect("a track")
-            .unwrap();
-        let frames = Arc::clone(&frames);
-        tokio::spawn(async move {
-            let video = track.kind().await == RtpCodecKind::Video;
-            while let Some(event) = track.poll().await {
-                if let TrackRemoteEvent::OnRtpPacket(packet) = event
-                    && video
-                    && packet.header.marker
-                {
-                    frames.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-    }
-    (pc, ufrag, frames)
-}
-
 /// A STUN Binding request naming `ufrag` as ours, with a MESSAGE-INTEGRITY
 /// that is only zeros: it gets a route, and the ICE agent must reject it.
 fn forged_binding_request(ufrag: &str, id: u8) -> Vec<u8> {
@@ -589,9 +454,12 @@ fn junk_on_the_udp_port_leaves_a_playing_viewer_playing() {
         .enable_all()
         .build()
         .unwrap();
-    let (pc, ufrag, frames) = runtime.block_on(play(whep_url));
+    let viewer = runtime
+        .block_on(whep_viewer::play(whep_url))
+        .expect("a WHEP viewer plays");
+    let ufrag = viewer.ufrag.clone();
     wait_for(Duration::from_secs(20), "the viewer's first frames", || {
-        (frames.load(Ordering::Relaxed) >= 30).then_some(())
+        (viewer.frames() >= 30).then_some(())
     });
 
     // Sprayers on many ports: each first sends a forged Binding request with
@@ -602,7 +470,7 @@ fn junk_on_the_udp_port_leaves_a_playing_viewer_playing() {
     for (i, socket) in sockets.iter().enumerate() {
         let _ = socket.send_to(&forged_binding_request(&ufrag, i as u8), shared_udp);
     }
-    let before_spray = frames.load(Ordering::Relaxed);
+    let before_spray = viewer.frames();
     let started = Instant::now();
     let datagrams = junk(0x5eed, DATAGRAMS, &ufrag);
     for (i, datagram) in datagrams.iter().enumerate() {
@@ -616,11 +484,11 @@ fn junk_on_the_udp_port_leaves_a_playing_viewer_playing() {
         }
     }
     let sprayed = started.elapsed();
-    let during = frames.load(Ordering::Relaxed) - before_spray;
+    let during = viewer.frames() - before_spray;
     // 30 fps: the viewer keeps receiving through the spray and after it.
-    let after_spray = frames.load(Ordering::Relaxed);
+    let after_spray = viewer.frames();
     wait_for(Duration::from_secs(10), "frames after the spray", || {
-        (frames.load(Ordering::Relaxed) >= after_spray + 60).then_some(())
+        (viewer.frames() >= after_spray + 60).then_some(())
     });
     let rss_after = server.rss_kib();
     println!(
@@ -640,9 +508,7 @@ fn junk_on_the_udp_port_leaves_a_playing_viewer_playing() {
     );
     assert!(rss_after < rss_before + RSS_GROWTH_BOUND_KIB);
     assert_eq!(webrtc_viewers(&server), 1);
-    runtime.block_on(async {
-        let _ = pc.close().await;
-    });
+    runtime.block_on(viewer.close());
     assert_eq!(server.get("/healthz").0, 200);
     assert_no_server_faults(&server);
 }

@@ -6,8 +6,10 @@
 //! - one RTMP viewer attached from start to end, which must receive media
 //!   after every restart on the same connection (no viewer of the live
 //!   stream lost);
-//! - RTMP viewers (the project's load tool) and HLS viewers (playlist and
-//!   media fetches) joining and leaving;
+//! - one WHEP viewer (a Rust webrtc peer) attached from start to end, held
+//!   to the same rule;
+//! - RTMP viewers (the project's load tool), WHEP viewers and HLS viewers
+//!   (playlist and media fetches) joining and leaving;
 //! - hostile clients beside them, from another address (127.0.0.2): random
 //!   bytes to the RTMP port, garbage HTTP requests, junk datagrams to the
 //!   WebRTC UDP port, and idle TCP connections held open and renewed.
@@ -19,6 +21,8 @@
 //! Every loop is bounded by the run's deadline and a count.
 
 mod common;
+#[path = "common/whep_viewer.rs"]
+mod whep_viewer;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -91,6 +95,8 @@ struct Attached {
 struct Counts {
     rtmp_viewers_served: AtomicU64,
     rtmp_viewers_failed: AtomicU64,
+    whep_viewers_served: AtomicU64,
+    whep_viewers_failed: AtomicU64,
     hls_fetches_ok: AtomicU64,
     hls_fetches_failed: AtomicU64,
     hostile_rtmp: AtomicU64,
@@ -215,7 +221,7 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         },
     );
     let warmup = (run_for / 5).max(Duration::from_secs(10));
-    let server = Server::start(&[]);
+    let server = Server::start(&["--webrtc-ip", "127.0.0.1"]);
     let udp: SocketAddr = server.wait_for_address("WebRTC UDP listening");
     let (rtmp, http, pid) = (server.rtmp, server.http, server.pid());
     let publish_url = format!("rtmp://{rtmp}/live/{KEY}");
@@ -279,7 +285,47 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         })
     };
 
+    // The attached WHEP viewer, and the runtime the WHEP viewers run on.
+    let whep_runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let whep_url = format!("http://{http}/whep/tree");
+    // WHEP answers once the stream's video parameters are known.
+    wait_for(Duration::from_secs(20), "the stream's video parameters", || {
+        server.tree_status()["video"]["width"].as_u64()
+    });
+    let whep_attached = whep_runtime
+        .block_on(whep_viewer::play(whep_url.clone()))
+        .expect("the attached WHEP viewer plays");
+
     let mut workers = Vec::new();
+    // WHEP viewers joining and leaving: each watches 3 s after its first
+    // frames, then ends its session with DELETE.
+    {
+        let (counts, url) = (Arc::clone(&counts), whep_url.clone());
+        let handle = whep_runtime.handle().clone();
+        workers.push(keep_doing(&stop, deadline, 100_000, move |_| {
+            let served = handle.block_on(async {
+                let viewer = whep_viewer::play(url.clone()).await.ok()?;
+                let started = Instant::now();
+                while viewer.frames() < 10 && started.elapsed() < Duration::from_secs(10) {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let frames = viewer.frames();
+                viewer.close().await;
+                (frames >= 10).then_some(())
+            });
+            if served.is_some() {
+                counts.whep_viewers_served.fetch_add(1, Ordering::Relaxed);
+            } else {
+                counts.whep_viewers_failed.fetch_add(1, Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }));
+    }
     // RTMP viewers joining and leaving: each watches 3 s, two at a time.
     for _ in 0..2 {
         let (counts, url) = (Arc::clone(&counts), play_url.clone());
@@ -438,30 +484,45 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
                 let a = attached.lock().unwrap();
                 (a.lost.clone(), a.last_video_at, a.video_frames)
             };
+            let whep_back = whep_attached
+                .last_frame_at()
+                .is_some_and(|t| t > at + Duration::from_secs(1));
             if lost.is_some() || at.elapsed() >= RESTART_MEDIA_WITHIN {
                 stop.store(true, Ordering::Relaxed);
                 let logs = server.logs();
                 let tail = &logs[logs.len().saturating_sub(30)..];
                 panic!(
-                    "restart {} at {:.0} s: the attached viewer {} ({frames} frames so far); \
+                    "restart {} at {:.0} s: the attached RTMP viewer {} ({frames} frames so far); \
+                     the attached WHEP viewer {} ({} frames so far); \
                      stream {}; publisher {:?}: {}\nlast server log lines:\n{}",
                     checked_restarts + 1,
                     (at - started).as_secs_f64(),
                     match &lost {
                         Some(why) => format!("was lost: {why}"),
+                        None if last_video_at.is_some_and(|t| t > at + Duration::from_secs(1)) => {
+                            "has video again".to_string()
+                        }
                         None => format!("got no video within {RESTART_MEDIA_WITHIN:?}"),
                     },
+                    if whep_back {
+                        "has video again".to_string()
+                    } else {
+                        format!("got no video within {RESTART_MEDIA_WITHIN:?}")
+                    },
+                    whep_attached.frames(),
                     server.tree_status(),
                     live.try_wait(),
                     std::fs::read_to_string(&publisher_log).unwrap_or_default(),
                     tail.join("\n")
                 );
             }
-            if last_video_at.is_some_and(|t| t > at + Duration::from_secs(1)) {
+            if whep_back && last_video_at.is_some_and(|t| t > at + Duration::from_secs(1)) {
                 println!(
-                    "restart {} at {:.0} s: the attached viewer has video again ({frames} frames so far)",
+                    "restart {} at {:.0} s: both attached viewers have video again \
+                     (RTMP {frames} frames, WHEP {} so far)",
                     checked_restarts + 1,
                     (at - started).as_secs_f64(),
+                    whep_attached.frames(),
                 );
                 checked_restarts += 1;
             }
@@ -473,10 +534,9 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
     while let Some(at) = restarts.get(checked_restarts) {
         let a = wait_for(RESTART_MEDIA_WITHIN, "video after the last restart", || {
             let a = attached.lock().unwrap();
-            (a.lost.is_some()
-                || a.last_video_at
-                    .is_some_and(|t| t > *at + Duration::from_secs(1)))
-            .then_some(a.lost.clone())
+            let after = |t: Option<Instant>| t.is_some_and(|t| t > *at + Duration::from_secs(1));
+            (a.lost.is_some() || after(a.last_video_at) && after(whep_attached.last_frame_at()))
+                .then_some(a.lost.clone())
         });
         assert!(a.is_none(), "the attached viewer was lost: {a:?}");
         checked_restarts += 1;
@@ -486,6 +546,8 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         let _ = worker.join();
     }
     let _ = viewer.join();
+    let whep_frames = whep_attached.frames();
+    whep_runtime.block_on(whep_attached.close());
     end(&mut live);
     let (status, _) = server.get("/healthz");
     assert_eq!(status, 200, "/healthz after the soak");
@@ -514,8 +576,8 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         "soak figures over {:.0} s ({} samples):\n\
          RSS {rss_min}..{rss_max} KiB; after warm-up, peak {rss_first} KiB in the first half, {rss_second} KiB in the second\n\
          open fds {fd_min}..{fd_max}; after warm-up, peak {fds_first} in the first half, {fds_second} in the second\n\
-         publisher restarts {}, the attached viewer got {} video frames and was never lost\n\
-         RTMP viewers served {} (failed {}), HLS fetches {} ok ({} failed)\n\
+         publisher restarts {}, the attached viewers got {} (RTMP) and {whep_frames} (WHEP) video frames and were never lost\n\
+         RTMP viewers served {} (failed {}), WHEP viewers served {} (failed {}), HLS fetches {} ok ({} failed)\n\
          hostile: {} RTMP junk connections, {} garbage HTTP requests, {} junk datagrams, {} idle connections",
         started.elapsed().as_secs_f64(),
         samples.len(),
@@ -523,6 +585,8 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         attached.video_frames,
         n(&c.rtmp_viewers_served),
         n(&c.rtmp_viewers_failed),
+        n(&c.whep_viewers_served),
+        n(&c.whep_viewers_failed),
         n(&c.hls_fetches_ok),
         n(&c.hls_fetches_failed),
         n(&c.hostile_rtmp),
@@ -540,7 +604,12 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
     }
     assert!(!restarts.is_empty(), "the run is too short for a restart");
     assert!(n(&c.rtmp_viewers_served) > 0, "no RTMP viewer was served");
+    assert!(n(&c.whep_viewers_served) > 0, "no WHEP viewer was served");
     assert!(n(&c.hls_fetches_ok) > 0, "no HLS fetch succeeded");
+    // Every WHEP session ended with DELETE is gone.
+    wait_for(Duration::from_secs(10), "the WHEP sessions to end", || {
+        (server.tree_status()["viewers"]["webrtc"].as_u64()? == 0).then_some(())
+    });
     assert!(
         rss_second <= rss_first + RSS_GROWTH_KIB,
         "RSS kept growing: peak {rss_first} KiB, then {rss_second} KiB"
