@@ -305,3 +305,44 @@ fn b_frames_are_reported_and_the_stream_still_plays() {
         .unwrap();
     assert!(frames >= 30, "{out}");
 }
+
+#[test]
+fn a_player_past_the_cap_is_told_why_and_the_others_play_on() {
+    let server = Server::start(&["--rtmp-max-connections", "1"]);
+    let _publisher = Publisher::start(&server.publish_url());
+    server.wait_live(true);
+    let mut first = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-nostdin", "-i"])
+        .arg(server.play_url())
+        .args(["-c", "copy", "-f", "null", "-"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the first RTMP viewer", || {
+        (server.tree_status()["viewers"]["rtmp"].as_u64() == Some(1)).then_some(())
+    });
+
+    let started = std::time::Instant::now();
+    let (ok, _, stderr) = run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-show_streams"])
+            .arg(server.play_url()),
+        Duration::from_secs(20),
+    );
+    assert!(!ok, "the second viewer is refused");
+    assert!(
+        stderr.contains("no room for more RTMP viewers"),
+        "ffprobe shows the reason: {stderr}"
+    );
+    println!("refused in {:?}: {}", started.elapsed(), stderr.trim());
+    assert!(
+        matches!(first.try_wait(), Ok(None)),
+        "the first viewer keeps playing"
+    );
+    assert_eq!(server.tree_status()["viewers"]["rtmp"], 1);
+    let logs = server.logs().join("\n");
+    assert!(logs.contains("rtmp_max_connections"), "the refusal names the limit");
+    let _ = first.kill();
+    let _ = first.wait();
+}

@@ -72,6 +72,25 @@ pub async fn serve(
         start: Duration::from_secs(config.rtmp_limits.rtmp_start_timeout_s),
     };
     let mut session = RtmpSession::new(peer, config, hub);
+    // A player takes its slot as its play starts, so one past the cap is
+    // told why instead of being cut off after `NetStream.Play.Start`.
+    let starter = slot.starter();
+    session.set_player_gate(Box::new(move || {
+        starter.start(Role::Player).map_err(|err| {
+            limits::refused(peer, err.limit(), &err);
+            match err {
+                SlotError::Players { .. } => {
+                    "this server has no room for more RTMP viewers; try again later, \
+                     or watch in a browser"
+                }
+                SlotError::PerAddress { .. } => {
+                    "too many RTMP connections from your address; close some and try again"
+                }
+                SlotError::Evicted => "the connection was closed to make room; try again",
+            }
+            .to_string()
+        })
+    }));
     match run(&mut socket, &mut session, &slot, timing, &token).await {
         Ok(()) => debug!(%peer, "RTMP connection closed"),
         Err(ConnectionError::Io(err)) => debug!(%peer, cause = %err, "RTMP connection ended"),
@@ -133,15 +152,14 @@ async fn run(
                 session.handle_input(&input, std::time::Instant::now())?;
                 input.clear();
                 if start_deadline.is_some() {
-                    let role = if session.is_publishing() {
-                        Some(Role::Publisher)
-                    } else if session.subscription().is_some() {
-                        Some(Role::Player)
+                    // A player's slot started in the player gate.
+                    let begun = if session.is_publishing() {
+                        slot.start(Role::Publisher)?;
+                        true
                     } else {
-                        None
+                        session.subscription().is_some()
                     };
-                    if let Some(role) = role {
-                        slot.start(role)?;
+                    if begun {
                         start_deadline = None;
                         input.reserve(STARTED_READ_BUFFER);
                     }

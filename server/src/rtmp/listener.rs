@@ -12,7 +12,8 @@
 //!   evicts itself, and the publisher, one pending connection from its own
 //!   address for the length of a handshake, is closed only if more than
 //!   `rtmp_max_pending` other addresses each hold a pending connection too.
-//! - **players**: at most `rtmp_max_connections`; a play past it is closed.
+//! - **players**: at most `rtmp_max_connections`; a play past it is refused
+//!   with `NetStream.Play.Failed` and a reason.
 //! - **publishers**: never refused for room. Their key was checked, and the
 //!   hub takes one per stream.
 //!
@@ -139,6 +140,31 @@ impl Slot {
     /// # Errors
     /// A player past `rtmp_max_connections`, or a connection already closed
     /// to make room.
+    pub fn start(&self, role: Role) -> Result<(), SlotError> {
+        lock(&self.slots).start(self.id, role)
+    }
+
+    /// A handle that starts this slot from elsewhere (the session's player
+    /// gate); the slot is still freed when the [`Slot`] is dropped.
+    pub fn starter(&self) -> SlotStarter {
+        SlotStarter {
+            slots: Arc::clone(&self.slots),
+            id: self.id,
+        }
+    }
+}
+
+/// See [`Slot::starter`].
+pub struct SlotStarter {
+    slots: Arc<Mutex<Slots<Pending>>>,
+    id: SlotId,
+}
+
+impl SlotStarter {
+    /// As [`Slot::start`].
+    ///
+    /// # Errors
+    /// As [`Slot::start`].
     pub fn start(&self, role: Role) -> Result<(), SlotError> {
         lock(&self.slots).start(self.id, role)
     }

@@ -113,6 +113,10 @@ impl Role {
     }
 }
 
+/// Asked before a play starts: `Err` holds the reason the player is told
+/// (a full server). See [`RtmpSession::set_player_gate`].
+pub type PlayerGate = Box<dyn FnMut() -> Result<(), String> + Send>;
+
 pub struct RtmpSession {
     peer: SocketAddr,
     config: Arc<Config>,
@@ -133,6 +137,7 @@ pub struct RtmpSession {
     received: u64,
     acknowledged: u64,
     ack_window: Option<u32>,
+    player_gate: Option<PlayerGate>,
 }
 
 impl RtmpSession {
@@ -159,7 +164,14 @@ impl RtmpSession {
             received: 0,
             acknowledged: 0,
             ack_window: None,
+            player_gate: None,
         }
+    }
+
+    /// Has every play that would start ask `gate` first; a refusal is sent
+    /// to the player as `NetStream.Play.Failed` with the gate's reason.
+    pub fn set_player_gate(&mut self, gate: PlayerGate) {
+        self.player_gate = Some(gate);
     }
 
     /// Takes bytes received from the peer.
@@ -550,6 +562,13 @@ impl RtmpSession {
         };
         match self.hub.subscribe(&name, Join::CatchUp) {
             Ok(subscription) => {
+                if let Some(gate) = &mut self.player_gate
+                    && let Err(reason) = gate()
+                {
+                    drop(subscription);
+                    self.refuse(stream_id, "NetStream.Play.Failed", &reason);
+                    return;
+                }
                 // rml_rtmp also sent `|RtmpSampleAccess` and an `onStatus` of
                 // `NetStream.Data.Start` as AMF0 data messages. FFmpeg (and
                 // so VLC) turns each into an extra data or subtitle track
@@ -1288,6 +1307,34 @@ mod tests {
         peer.command(id, &call("play", 5.0, &[string("tree")]))
             .unwrap();
         assert_eq!(peer.commands()[0].1[0], string("_error"));
+    }
+
+    #[test]
+    fn a_play_the_gate_refuses_gets_play_failed_with_the_reason_and_no_subscription() {
+        let mut peer = Peer::new();
+        let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&asked);
+        peer.session.set_player_gate(Box::new(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err("no room for more RTMP viewers".to_string())
+        }));
+        peer.connect();
+        let id = peer.create_stream();
+        peer.command(id, &call("play", 4.0, &[string("tree")]))
+            .unwrap();
+        let commands = peer.commands();
+        assert_eq!(commands.len(), 1, "only the refusal: {commands:?}");
+        assert_eq!(commands[0].1[0], string("_error"));
+        assert_eq!(code(&commands[0].1), "NetStream.Play.Failed");
+        assert_eq!(description(&commands[0].1), "no room for more RTMP viewers");
+        assert!(peer.session.subscription().is_none());
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1);
+        // A play of a stream that does not exist never asks the gate.
+        let id = peer.create_stream();
+        peer.command(id, &call("play", 5.0, &[string("nothing-here")]))
+            .unwrap();
+        assert_eq!(code(&peer.commands()[0].1), "NetStream.Play.StreamNotFound");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]
