@@ -1,8 +1,8 @@
 //! The HTTP port against hostile clients, over real sockets against the real
 //! binary: oversized headers and bodies, absurd LL-HLS queries, path
 //! traversal, event-feed and connection floods, a login flood, and slowloris
-//! (Debian's `slowhttptest`). Every limit hit is an answer with a reason, never
-//! a hang, and everyone else is still served.
+//! and slow readers (Debian's `slowhttptest`). Every limit hit is an answer
+//! with a reason, never a hang, and everyone else is still served.
 //!
 //! Clients that must count as other addresses bind to 127.0.0.2 and up: all
 //! of 127.0.0.0/8 is loopback on Linux.
@@ -765,6 +765,98 @@ fn slowloris_with_slowhttptest_leaves_the_site_fast_for_others() {
     );
     assert_refusal_logged(&server, "http_header_timeout_s");
     assert_eq!(server.get("/healthz").0, 200);
+}
+
+#[test]
+fn slow_readers_with_slowhttptest_are_closed_and_the_site_stays_fast() {
+    // Every connection asks for a media segment ten times over (pipelined)
+    // and reads one byte every few seconds through a tiny window: the
+    // server's writes stall, and the write timeout has to close them.
+    let server = Server::start(&[
+        "--http-write-timeout-s",
+        "3",
+        "--http-max-connections-per-ip",
+        "2000",
+    ]);
+    let _publisher = Publisher::start(&server.publish_url());
+    let segment = wait_for(Duration::from_secs(30), "a complete HLS segment", || {
+        let (status, playlist) = server.get("/hls/tree/index.m3u8");
+        (status == 200)
+            .then(|| {
+                playlist
+                    .lines()
+                    .find(|l| l.ends_with(".m4s") && !l.starts_with('#'))
+                    .map(str::to_string)
+            })
+            .flatten()
+    });
+    let path = format!("/hls/tree/{segment}");
+    let mut body = Vec::new();
+    ureq::get(&format!("http://{}{path}", server.http))
+        .timeout(IO_TIMEOUT)
+        .call()
+        .expect("the segment")
+        .into_reader()
+        .read_to_end(&mut body)
+        .unwrap();
+    let url = format!("http://{}{path}", server.http);
+    let mut attack = Command::new("slowhttptest")
+        .args([
+            "-X", "-c", "300", "-r", "150", "-w", "1", "-y", "4", "-n", "5", "-z", "1",
+        ])
+        .args(["-k", "10", "-u", &url, "-p", "3", "-l", "30"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start slowhttptest (apt-get install -y slowhttptest)");
+    wait_for(Duration::from_secs(15), "slow readers connected", || {
+        (open_connections(server.pid()) >= 150).then_some(())
+    });
+    let busy = Arc::new(AtomicBool::new(true));
+    let health = measure_while(server.http, "127.0.0.2", "/healthz", Arc::clone(&busy), 300);
+    let watch = measure_while(server.http, "127.0.0.3", "/", Arc::clone(&busy), 300);
+    // slowhttptest holds its ends for 30 s and, reading a byte every 5 s,
+    // does not notice the resets: the server's own sockets tell.
+    let mut most_open = 0;
+    let started = Instant::now();
+    let closed_within = wait_for(
+        Duration::from_secs(20),
+        "the server to drop the slow readers",
+        || {
+            let open = open_connections(server.pid());
+            most_open = most_open.max(open);
+            (started.elapsed() > Duration::from_secs(3) && open < 30).then(|| started.elapsed())
+        },
+    );
+    busy.store(false, Ordering::Relaxed);
+    let (mut health, mut watch) = (health.join().unwrap(), watch.join().unwrap());
+    let still_attacking = attack_running(&mut attack);
+    let _ = attack.kill();
+    let _ = attack.wait();
+    let (h50, hmax, hn) = summary(&mut health);
+    let (p50, pmax, pn) = summary(&mut watch);
+    println!(
+        "slow read (300 connections, {} KiB asked of each, 3 s write timeout): at most \
+         {most_open} sockets open at once, under 30 again {closed_within:?} after 150 were \
+         connected; /healthz p50 {h50:?} max {hmax:?} ({hn} requests), / p50 {p50:?} max \
+         {pmax:?} ({pn} requests)",
+        body.len() * 10 / 1024
+    );
+    assert!(
+        still_attacking,
+        "slowhttptest was still holding its connections"
+    );
+    assert!(
+        hmax < Duration::from_millis(500),
+        "/healthz took up to {hmax:?}"
+    );
+    assert!(pmax < Duration::from_millis(1000), "/ took up to {pmax:?}");
+    assert_refusal_logged(&server, "http_write_timeout_s");
+    assert_eq!(server.get("/healthz").0, 200);
+}
+
+fn attack_running(child: &mut std::process::Child) -> bool {
+    matches!(child.try_wait(), Ok(None))
 }
 
 /// Sockets the server process has open (its file descriptors that are sockets).

@@ -342,7 +342,10 @@ fn a_player_past_the_cap_is_told_why_and_the_others_play_on() {
     );
     assert_eq!(server.tree_status()["viewers"]["rtmp"], 1);
     let logs = server.logs().join("\n");
-    assert!(logs.contains("rtmp_max_connections"), "the refusal names the limit");
+    assert!(
+        logs.contains("rtmp_max_connections"),
+        "the refusal names the limit"
+    );
     let _ = first.kill();
     let _ = first.wait();
 }

@@ -293,9 +293,11 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         .unwrap();
     let whep_url = format!("http://{http}/whep/tree");
     // WHEP answers once the stream's video parameters are known.
-    wait_for(Duration::from_secs(20), "the stream's video parameters", || {
-        server.tree_status()["video"]["width"].as_u64()
-    });
+    wait_for(
+        Duration::from_secs(20),
+        "the stream's video parameters",
+        || server.tree_status()["video"]["width"].as_u64(),
+    );
     let whep_attached = whep_runtime
         .block_on(whep_viewer::play(whep_url.clone()))
         .expect("the attached WHEP viewer plays");

@@ -1,5 +1,5 @@
-//! What one HTTP client may cost: time to send its headers, sizes, and
-//! long-lived connections.
+//! What one HTTP client may cost: time to send its headers and to take its
+//! answers, sizes, and long-lived connections.
 //!
 //! The per-address caps count an IPv6 client by its /64 (see
 //! [`crate::limits::slots::client_key`]): one home or server gets a whole /64, so
@@ -10,6 +10,8 @@ crate::limits! {
     pub struct HttpLimits, RawHttpLimits, "HTTP limits" {
         /// Seconds a client gets to send a request's headers, and an idle keep-alive connection lives (slowloris)
         http_header_timeout_s: u64 = 10, 1..=600, "TINSEL_HTTP_HEADER_TIMEOUT_S";
+        /// Seconds a write to a client may wait for it to take data; a client that stops reading is then closed (slow read)
+        http_write_timeout_s: u64 = 30, 1..=3600, "TINSEL_HTTP_WRITE_TIMEOUT_S";
         /// Largest request line plus headers, in bytes; more is answered 431
         http_max_header_bytes: usize = 65536, 8192..=1048576, "TINSEL_HTTP_MAX_HEADER_BYTES";
         /// Most header lines in one request; more is answered 431

@@ -22,6 +22,7 @@ mod site;
 mod streams;
 mod tweets;
 mod webrtc;
+mod write_deadline;
 
 pub use error::ApiError;
 pub use events::Shutdown;

@@ -4,6 +4,9 @@
 //!   `http_header_timeout_s` to send a request's line and headers, and an idle
 //!   keep-alive connection lives as long. hyper only keeps this deadline when
 //!   it has a timer, so the builder gets one.
+//! - **Write timeout** (slow read): a write that waits
+//!   `http_write_timeout_s` for the client to take data closes the
+//!   connection (see [`super::write_deadline`]).
 //! - **Header size and count**: beyond `http_max_header_bytes` or
 //!   `http_max_headers` hyper answers 431 and closes.
 //! - **Connections**: `http_max_connections` in all and
@@ -40,6 +43,7 @@ use tower_service::Service;
 use tracing::{debug, warn};
 
 use super::limits::HttpLimits;
+use super::write_deadline::{self, WriteDeadline};
 use crate::limits::refused;
 use crate::limits::slots::{Full, Slots};
 
@@ -123,6 +127,7 @@ pub async fn run(
         let builder = Arc::clone(&builder);
         let app = app.clone();
         let token = token.clone();
+        let stream = WriteDeadline::new(stream, Duration::from_secs(limits.http_write_timeout_s));
         tracker.spawn(async move {
             let _slot = slot;
             serve_connection(&builder, stream, peer, app, token).await;
@@ -132,7 +137,7 @@ pub async fn run(
 
 async fn serve_connection(
     builder: &http1::Builder,
-    stream: TcpStream,
+    stream: WriteDeadline<TcpStream>,
     peer: SocketAddr,
     app: Router,
     token: CancellationToken,
@@ -165,6 +170,12 @@ async fn serve_connection(
                 "sent no complete request headers in time; closed",
             );
         }
+    } else if write_deadline::is_stalled(&err) {
+        refused(
+            peer,
+            "http_write_timeout_s",
+            "took no data of its answer in time; closed",
+        );
     } else if err.is_parse_too_large() {
         refused(
             peer,

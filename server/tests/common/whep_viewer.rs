@@ -46,7 +46,9 @@ impl WhepViewer {
     pub async fn close(self) {
         let location = self.location;
         let _ = tokio::task::spawn_blocking(move || {
-            ureq::delete(&location).timeout(Duration::from_secs(5)).call()
+            ureq::delete(&location)
+                .timeout(Duration::from_secs(5))
+                .call()
         })
         .await;
         let _ = self.pc.close().await;
@@ -90,7 +92,10 @@ pub async fn play(whep_url: String) -> Result<WhepViewer, String> {
     let mut media = MediaEngine::default();
     let fmtp = "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f";
     media
-        .register_codec(codec("video/H264", 90_000, 0, fmtp, 102), RtpCodecKind::Video)
+        .register_codec(
+            codec("video/H264", 90_000, 0, fmtp, 102),
+            RtpCodecKind::Video,
+        )
         .map_err(|e| e.to_string())?;
     media
         .register_codec(
@@ -198,7 +203,9 @@ async fn negotiate(
             .header("Location")
             .ok_or("no Location in the 201 Created")?;
         // The location is a path on the same origin.
-        let origin = whep_url.find("/whep/").map_or(&whep_url[..], |i| &whep_url[..i]);
+        let origin = whep_url
+            .find("/whep/")
+            .map_or(&whep_url[..], |i| &whep_url[..i]);
         let location = format!("{origin}{location}");
         Ok::<_, String>((reply.into_string().map_err(|e| e.to_string())?, location))
     })
