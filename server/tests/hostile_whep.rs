@@ -187,7 +187,12 @@ fn offers_that_never_connect_are_capped_per_address_and_freed() {
         refusal.body
     );
     assert!(refusal.header("retry-after").is_some(), "{}", refusal.head);
-    assert_eq!(webrtc_viewers(&server) as usize, CAP);
+    // Sessions that never connected hold slots, but nobody watches.
+    assert_eq!(
+        webrtc_viewers(&server),
+        0,
+        "unconnected offers are not viewers"
+    );
     let fds_held = open_fds(&server);
 
     // Another address is not held up by the first one's sessions.
@@ -203,7 +208,12 @@ fn offers_that_never_connect_are_capped_per_address_and_freed() {
     // sockets and listener.
     let freed = Instant::now();
     wait_for(Duration::from_secs(15), "the sessions freed", || {
-        (webrtc_viewers(&server) == 0).then_some(())
+        let freed = server
+            .logs()
+            .iter()
+            .filter(|l| l.contains("WebRTC viewer never connected; session freed"))
+            .count();
+        (freed > CAP).then_some(())
     });
     let fds_after = wait_for(Duration::from_secs(10), "the fds closed", || {
         let fds = open_fds(&server);
@@ -233,6 +243,32 @@ fn offers_that_never_connect_are_capped_per_address_and_freed() {
         CHROMIUM_OFFER.as_bytes(),
     );
     assert_eq!(again.status, 201, "{}", again.body);
+    assert_no_server_faults(&server);
+}
+
+#[test]
+fn the_total_session_cap_turns_away_every_address_with_a_reason() {
+    let (server, _publisher) = start_live(&["--whep-max-sessions", "4"]);
+    let offer = |from: u8| {
+        post_offer(
+            loopback(from),
+            &server,
+            "/whep/tree",
+            CHROMIUM_OFFER.as_bytes(),
+        )
+    };
+    // Two addresses fill the server between them.
+    let taken: Vec<u16> = [1, 2, 1, 2]
+        .into_iter()
+        .map(|from| offer(from).status)
+        .collect();
+    assert_eq!(taken, [201; 4]);
+    // A third address, under its own per-address cap, finds it full.
+    let full = offer(3);
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert!(full.body.contains("whep_max_sessions"), "{}", full.body);
+    assert!(full.header("retry-after").is_some(), "{}", full.head);
+    assert_eq!(server.get("/healthz").0, 200);
     assert_no_server_faults(&server);
 }
 

@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -89,6 +90,8 @@ pub struct WhepSettings {
 struct Session {
     stream: String,
     token: CancellationToken,
+    /// Set once ICE and DTLS completed: only then is it a viewer.
+    connected: Arc<AtomicBool>,
 }
 
 /// Every stream's feed and every viewer's session. Cheap to clone.
@@ -134,11 +137,13 @@ impl Whep {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Viewers of `stream` with a session.
+    /// Viewers of `stream` whose session connected. Offers that never
+    /// connect (a stranger's flood) hold a slot until their timeout but are
+    /// not counted as viewers.
     pub fn viewers(&self, stream: &str) -> usize {
         self.sessions()
             .values()
-            .filter(|s| s.stream == stream)
+            .filter(|s| s.stream == stream && s.connected.load(Ordering::Relaxed))
             .count()
     }
 
@@ -355,11 +360,13 @@ impl Whep {
 
         let id = format!("{:016x}", rand::random::<u64>());
         let token = self.token.child_token();
+        let connected = Arc::new(AtomicBool::new(false));
         self.sessions().insert(
             id.clone(),
             Session {
                 stream: stream.to_string(),
                 token: token.clone(),
+                connected: Arc::clone(&connected),
             },
         );
         info!(%peer, stream, session = %id, profile = %h264.profile_level_id, "WebRTC viewer joined");
@@ -382,7 +389,9 @@ impl Whep {
         let (whep, session) = (self.clone(), id.clone());
         let connect_timeout = Duration::from_secs(self.limits.whep_connect_timeout_s);
         self.tracker.spawn(async move {
-            let connected = viewer.run(&feed, events, connect_timeout, token).await;
+            let connected = viewer
+                .run(&feed, events, connect_timeout, &connected, token)
+                .await;
             whep.sessions().remove(&session);
             drop(slot);
             if connected {
@@ -549,6 +558,7 @@ impl Viewer {
         feed: &Feed,
         mut events: mpsc::UnboundedReceiver<Event>,
         connect_timeout: Duration,
+        connected_flag: &AtomicBool,
         token: CancellationToken,
     ) -> bool {
         let connected = tokio::time::timeout(connect_timeout, async {
@@ -568,6 +578,7 @@ impl Viewer {
             result = connected => result.unwrap_or(false),
         };
         if ok {
+            connected_flag.store(true, Ordering::Relaxed);
             let started = Instant::now();
             self.stream(feed, &mut events, &token).await;
             debug!(
