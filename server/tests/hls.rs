@@ -29,6 +29,30 @@ fn get_with_headers(
     (status, content_type, body, cache, cors)
 }
 
+/// The `Content-Encoding` of `path` for a client that takes gzip and brotli.
+fn content_encoding(server: &Server, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server.http).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: tinsel\r\nAccept-Encoding: gzip, br\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let head = String::from_utf8_lossy(&answer[..answer.len().min(4096)]).to_string();
+    let head = head.split("\r\n\r\n").next().unwrap_or_default();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("content-encoding")
+            .then(|| value.trim().to_string())
+    })
+}
+
 fn playlist(server: &Server) -> String {
     wait_for(
         Duration::from_secs(20),
@@ -164,6 +188,16 @@ fn playlist_has_the_low_latency_tags_and_every_uri_is_served() {
         );
     }
     println!("served all {} URIs of the playlist", uris.len());
+    // Text is compressed for clients that take it; media never is, it is
+    // compressed video and audio already.
+    assert!(content_encoding(&server, "/hls/tree/index.m3u8").is_some());
+    for uri in &uris {
+        assert_eq!(
+            content_encoding(&server, &format!("/hls/tree/{uri}")),
+            None,
+            "{uri} is sent as it is"
+        );
+    }
     assert_eq!(
         server.tree_status()["viewers"]["hls"],
         1,

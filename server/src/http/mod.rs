@@ -31,6 +31,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Extension, Router};
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
@@ -58,7 +59,13 @@ pub fn router(state: AppState) -> Router {
             body::BodyLimit(limits.http_max_body_bytes),
             body::limit,
         ))
-        .layer(CompressionLayer::new())
+        // Text compresses; fMP4 media (HLS parts, segments, init) is already
+        // compressed video and audio, and gzipping it again on every request
+        // would cost CPU per viewer for nothing.
+        .layer(
+            CompressionLayer::new()
+                .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("video/"))),
+        )
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
