@@ -2,7 +2,11 @@
 //! one atomic statement (`INSERT ... ON CONFLICT DO NOTHING`, plain SQL that a
 //! shared PostgreSQL database runs as well), so any number of pollers on one
 //! database fire each tweet at most once. Also keeps `since_id`, the newest
-//! tweet seen, so a restart asks only for newer ones.
+//! tweet seen, so a restart asks only for newer ones. Claims older than the
+//! retention are deleted, so the table stays small over any number of
+//! seasons.
+
+use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 
@@ -39,6 +43,22 @@ impl Claims {
         .execute(self.db.pool())
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes the claims made more than `older_than` ago; returns how many.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub async fn prune(&self, older_than: Duration) -> Result<u64, sqlx::Error> {
+        let cutoff =
+            Utc::now() - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        // Every claimed_at is written in this one format (UTC, milliseconds,
+        // "Z"), so comparing the text compares the times.
+        let done = sqlx::query("DELETE FROM tweets WHERE claimed_at < ?")
+            .bind(cutoff.to_rfc3339_opts(SecondsFormat::Millis, true))
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected())
     }
 
     /// # Errors
@@ -80,6 +100,32 @@ mod tests {
         assert!(!b.claim("100", "alice").await.unwrap());
         assert!(!a.claim("100", "alice").await.unwrap());
         assert!(b.claim("101", "bob").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn claims_older_than_the_retention_are_pruned_and_newer_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let c = Claims::new(db.clone(), "a".into());
+        let old =
+            (Utc::now() - chrono::Duration::days(40)).to_rfc3339_opts(SecondsFormat::Millis, true);
+        sqlx::query(
+            "INSERT INTO tweets (id, author, claimed_at, claimed_by) VALUES ('1', 'x', ?, 'a')",
+        )
+        .bind(&old)
+        .execute(db.pool())
+        .await
+        .unwrap();
+        assert!(c.claim("2", "y").await.unwrap());
+        let pruned = c.prune(Duration::from_secs(30 * 86_400)).await.unwrap();
+        assert_eq!(pruned, 1);
+        let left: Vec<String> = sqlx::query_scalar("SELECT id FROM tweets")
+            .fetch_all(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(left, ["2"]);
+        // The kept claim still stops a second firing.
+        assert!(!c.claim("2", "y").await.unwrap());
     }
 
     #[tokio::test]

@@ -23,6 +23,8 @@ use crate::db::Db;
 /// coalesced anyway). With the answer size cap, this also bounds a poll's
 /// memory.
 const MAX_PAGES: usize = 20;
+/// How often old claims are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub(crate) struct Poller {
     client: Client,
@@ -36,6 +38,9 @@ pub(crate) struct Poller {
     backoff: Backoff,
     /// The longest wait for a rate-limit reset or after failures.
     max_wait: Duration,
+    /// How long claims are kept, and when they were last pruned.
+    retention: Duration,
+    pruned_at: Option<std::time::Instant>,
     status: Arc<Mutex<TweetsStatus>>,
 }
 
@@ -71,6 +76,8 @@ impl Poller {
             flood: Flood::new(config.action, guard),
             backoff: Backoff::new(config.poll_interval, config.max_wait),
             max_wait: config.max_wait,
+            retention: config.retention,
+            pruned_at: None,
             status,
         })
     }
@@ -81,9 +88,27 @@ impl Poller {
                 () = token.cancelled() => return,
                 wait = self.poll() => wait,
             };
+            if self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                self.prune().await;
+            }
             tokio::select! {
                 () = token.cancelled() => return,
                 () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    async fn prune(&mut self) {
+        self.pruned_at = Some(std::time::Instant::now());
+        match self.claims.prune(self.retention).await {
+            Ok(0) => {}
+            Ok(n) => info!(
+                deleted = n,
+                days = self.retention.as_secs() / 86_400,
+                "deleted claimed tweet IDs older than the retention"
+            ),
+            Err(err) => {
+                warn!(cause = %err, "cannot prune old tweet claims; trying again in an hour")
             }
         }
     }

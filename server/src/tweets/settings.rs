@@ -27,6 +27,12 @@ pub const MAX_TIMEOUT_S: u64 = 300;
 /// not believed.
 pub const DEFAULT_MAX_WAIT_S: u64 = 15 * 60;
 pub const MAX_WAIT_S: u64 = 86_400;
+/// How long a claimed tweet's ID is kept. X's recent search only returns the
+/// last 7 days, so a claim older than that can never be needed again; 8 days
+/// is the least that stays safe.
+pub const DEFAULT_RETENTION_DAYS: u64 = 30;
+pub const MIN_RETENTION_DAYS: u64 = 8;
+pub const MAX_RETENTION_DAYS: u64 = 3650;
 
 #[derive(Debug, Error)]
 pub enum TwitterConfigError {
@@ -72,6 +78,8 @@ pub struct RawTwitter {
     pub timeout_s: Option<u64>,
     /// The longest wait for a rate-limit reset or after failures.
     pub max_wait_s: Option<u64>,
+    /// Days a claimed tweet's ID is kept in the database.
+    pub retention_days: Option<u64>,
 }
 
 /// The checked tweet poller settings; present only when a bearer token is.
@@ -87,6 +95,7 @@ pub struct TwitterConfig {
     pub max_response_bytes: usize,
     pub timeout: Duration,
     pub max_wait: Duration,
+    pub retention: Duration,
 }
 
 impl TwitterConfig {
@@ -141,6 +150,12 @@ impl TwitterConfig {
             1,
             MAX_WAIT_S,
         )?;
+        let retention_days = in_range(
+            "retention_days",
+            raw.retention_days.unwrap_or(DEFAULT_RETENTION_DAYS),
+            MIN_RETENTION_DAYS,
+            MAX_RETENTION_DAYS,
+        )?;
         let seconds = raw.seconds.unwrap_or(DEFAULT_SECONDS);
         let action = match raw.action.as_deref().unwrap_or("flash") {
             "flash" if (1..=MAX_FLASH_S).contains(&seconds) => Action::Flash { seconds },
@@ -172,6 +187,7 @@ impl TwitterConfig {
             max_response_bytes: max_response_bytes as usize,
             timeout: Duration::from_secs(timeout_s),
             max_wait: Duration::from_secs(max_wait_s),
+            retention: Duration::from_secs(retention_days * 86_400),
         }))
     }
 }
