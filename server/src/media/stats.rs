@@ -5,6 +5,9 @@ use std::collections::VecDeque;
 
 /// How much media time the rates are measured over.
 const WINDOW_MS: u64 = 3000;
+/// The most samples a window holds: 3 s of 240 fps video, with room. A
+/// publisher whose clock is stuck would otherwise never age any sample out.
+const MAX_SAMPLES: usize = 1024;
 
 /// Frames and bytes of one track over the last [`WINDOW_MS`] of media time.
 #[derive(Debug, Default)]
@@ -15,6 +18,16 @@ pub struct TrackRate {
 
 impl TrackRate {
     pub fn record(&mut self, dts: u64, bytes: usize) {
+        // A clock that went backwards starts a new window: the old samples
+        // belong to another timeline and would never age out of this one.
+        if self.samples.back().is_some_and(|&(last, _)| dts < last) {
+            self.clear();
+        }
+        if self.samples.len() == MAX_SAMPLES
+            && let Some((_, size)) = self.samples.pop_front()
+        {
+            self.bytes -= size;
+        }
         self.samples.push_back((dts, bytes));
         self.bytes += bytes;
         while let Some(&(oldest, size)) = self.samples.front() {
@@ -74,6 +87,31 @@ mod tests {
         rate.record(5, 100);
         assert_eq!(rate.fps(), None);
         assert_eq!(rate.kbps(), None);
+    }
+
+    #[test]
+    fn a_stuck_clock_keeps_the_window_bounded_and_reports_no_rate() {
+        let mut rate = TrackRate::default();
+        for _ in 0..100_000 {
+            rate.record(42, 1000);
+        }
+        assert_eq!(rate.samples.len(), MAX_SAMPLES);
+        assert_eq!(rate.bytes, MAX_SAMPLES * 1000);
+        assert_eq!(rate.fps(), None);
+    }
+
+    #[test]
+    fn a_clock_that_jumps_back_starts_a_new_window() {
+        let mut rate = TrackRate::default();
+        for i in 0..90u64 {
+            rate.record(1_000_000 + i * 1000 / 30, 10_000);
+        }
+        for i in 0..90u64 {
+            rate.record(i * 1000 / 30, 5_000);
+        }
+        assert_eq!(rate.samples.len(), 90, "only the new timeline's samples");
+        let kbps = rate.kbps().unwrap();
+        assert!((kbps - 1200.0).abs() < 20.0, "kbps {kbps}");
     }
 
     #[test]
