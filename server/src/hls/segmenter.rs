@@ -197,7 +197,7 @@ impl Segmenter {
 
     fn handle_video(&mut self, frame: Frame, now: SystemTime) {
         if let Some(held) = self.held_video.take() {
-            let duration = to_video_units(frame.dts.saturating_sub(held.dts)).max(1);
+            let duration = to_sample_units(frame.dts.saturating_sub(held.dts)).max(1);
             self.last_video_duration = duration;
             self.push_video(&held, duration);
         }
@@ -214,7 +214,7 @@ impl Segmenter {
         } else {
             let part: u64 = self.part_video.iter().map(|s| u64::from(s.duration)).sum();
             let target = to_video_units(self.settings.part_target.as_millis() as u64);
-            if part > 0 && part + u64::from(self.last_video_duration) > u64::from(target) {
+            if part > 0 && part + u64::from(self.last_video_duration) > target {
                 self.close_part();
             }
         }
@@ -256,12 +256,13 @@ impl Segmenter {
             return;
         }
         if self.part_video.is_empty() {
-            self.part_video_base = u64::from(to_video_units(frame.dts));
+            self.part_video_base = to_video_units(frame.dts);
         }
         self.part_video.push(Sample {
             data: frame.payload.slice(5.min(frame.payload.len())..),
             duration,
-            cts: to_video_units(u64::from(frame.cts.unsigned_abs())) as i32 * frame.cts.signum(),
+            // |cts| < 2^23 ms (24-bit RTMP field), so this fits an i32.
+            cts: to_sample_units(u64::from(frame.cts.unsigned_abs())) as i32 * frame.cts.signum(),
             sync: frame.keyframe,
         });
     }
@@ -392,8 +393,16 @@ impl Segmenter {
     }
 }
 
-fn to_video_units(ms: u64) -> u32 {
-    (ms * u64::from(VIDEO_TIMESCALE) / 1000) as u32
+/// Media time in 90 kHz units. 64 bits: 32 would wrap after 13.25 hours of
+/// stream time, and the timeline runs all season (`tfdt` is 64-bit too).
+fn to_video_units(ms: u64) -> u64 {
+    ms.saturating_mul(u64::from(VIDEO_TIMESCALE)) / 1000
+}
+
+/// A sample's duration or offset in 90 kHz units, which `trun` keeps in 32
+/// bits: longer than 13 hours is clamped (no real frame lasts that long).
+fn to_sample_units(ms: u64) -> u32 {
+    u32::try_from(to_video_units(ms)).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]
@@ -507,6 +516,51 @@ pub(crate) mod tests {
         assert_eq!(complete[0].msn, 100);
         assert_eq!(segmenter.current().unwrap().msn, 103);
         assert!(segmenter.init(100).is_some());
+    }
+
+    /// (video, audio) `tfdt` of each fragment in `bytes`, in seconds.
+    fn decode_times(bytes: &[u8], audio_rate: f64) -> Vec<(f64, f64)> {
+        use mp4_atom::{Any, Decode};
+        let mut buf = bytes;
+        let mut times = Vec::new();
+        while !buf.is_empty() {
+            if let Any::Moof(moof) = Any::decode(&mut buf).unwrap() {
+                let at = |track: u32| {
+                    let traf = moof.traf.iter().find(|t| t.tfhd.track_id == track)?;
+                    Some(traf.tfdt.as_ref()?.base_media_decode_time as f64)
+                };
+                if let (Some(v), Some(a)) = (at(fmp4::VIDEO_TRACK), at(fmp4::AUDIO_TRACK)) {
+                    times.push((v / f64::from(VIDEO_TIMESCALE), a / audio_rate));
+                }
+            }
+        }
+        times
+    }
+
+    #[test]
+    fn video_time_crosses_two_to_the_32_units_of_90_khz_in_step_with_audio() {
+        // 2^32 units of 90 kHz is 47,721.86 s, about 13.26 hours.
+        let wrap_ms = (1u64 << 32) * 1000 / u64::from(VIDEO_TIMESCALE);
+        let mut segmenter = started();
+        feed(&mut segmenter, wrap_ms - 5_000, 10);
+        let mut times = Vec::new();
+        for segment in segmenter.segments().iter().filter(|s| s.complete) {
+            times.extend(decode_times(segment.bytes.as_ref().unwrap(), 48_000.0));
+        }
+        assert!(times.len() > 10, "{} fragments", times.len());
+        assert!(
+            times.iter().any(|(v, _)| *v * 1000.0 > wrap_ms as f64),
+            "the run crosses the 32-bit boundary"
+        );
+        for pair in times.windows(2) {
+            assert!(pair[1].0 > pair[0].0, "video time went backwards: {pair:?}");
+        }
+        for (video, audio) in &times {
+            assert!(
+                (video - audio).abs() < 1.0 / 30.0,
+                "video at {video} s, audio at {audio} s"
+            );
+        }
     }
 
     #[test]
