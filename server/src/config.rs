@@ -174,6 +174,10 @@ pub struct ServeArgs {
     /// LL-HLS segments kept in memory and listed, per stream [default: 6]
     #[arg(long, env = "TINSEL_HLS_WINDOW_SEGMENTS", value_name = "N")]
     pub hls_window_segments: Option<usize>,
+    /// Longest LL-HLS segment, 2 to 60 s: a publisher that sends no keyframe
+    /// for this long has its segment closed until the next one [default: 12]
+    #[arg(long, env = "TINSEL_HLS_MAX_SEGMENT_S", value_name = "S")]
+    pub hls_max_segment_s: Option<u64>,
     /// The address WebRTC media goes out from, offered to viewers as the host
     /// candidate; 0.0.0.0 means every interface but loopback [default: 0.0.0.0]
     #[arg(long, env = "TINSEL_WEBRTC_IP", value_name = "IP")]
@@ -266,6 +270,7 @@ pub struct RawConfig {
     pub rtmp_max_connections: Option<usize>,
     pub hls_part_target_ms: Option<u64>,
     pub hls_window_segments: Option<usize>,
+    pub hls_max_segment_s: Option<u64>,
     pub webrtc_ip: Option<String>,
     pub webrtc_udp_port: Option<u16>,
     pub webrtc_public_ip: Option<String>,
@@ -505,6 +510,12 @@ impl Config {
             .or(raw.hls_window_segments)
             .unwrap_or(6);
         at_least("hls_window_segments", window as u64, 3)?;
+        let max_segment_s = args
+            .hls_max_segment_s
+            .or(raw.hls_max_segment_s)
+            .unwrap_or(12);
+        at_least("hls_max_segment_s", max_segment_s, 2)?;
+        at_most("hls_max_segment_s", max_segment_s, 60)?;
         let webrtc_ip = args
             .webrtc_ip
             .clone()
@@ -583,6 +594,7 @@ impl Config {
             hls: SegmenterSettings {
                 part_target: Duration::from_millis(part_ms),
                 window_segments: window,
+                max_segment: Duration::from_secs(max_segment_s),
                 ..SegmenterSettings::default()
             },
             pushes,

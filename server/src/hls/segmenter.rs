@@ -1,7 +1,11 @@
 //! The LL-HLS segmenter: frames in, parts and segments out (sans-IO; the wall
 //! clock is passed in, and only labels segments with their date and time).
 //!
-//! A segment starts at every keyframe; within it, a part is cut before the video
+//! A segment starts at every keyframe, and ends at the next one or at
+//! `max_segment`, whichever comes first: a publisher that stops sending
+//! keyframes gets its segment closed, and HLS has nothing new until a keyframe
+//! comes (a segment must start with one), rather than one segment that grows
+//! without limit. Within a segment, a part is cut before the video
 //! frame that would take it past the part target (RFC 8216bis, 4.4.4.9:
 //! a part's duration must not exceed PART-TARGET). Each part is one CMAF chunk
 //! (`moof`+`mdat`); a whole segment is its parts back to back. Each track holds
@@ -31,6 +35,8 @@ pub struct SegmenterSettings {
     /// Complete segments whose parts stay listed and served, besides the one
     /// being written.
     pub parts_segments: usize,
+    /// The longest a segment may grow waiting for a keyframe.
+    pub max_segment: Duration,
 }
 
 impl Default for SegmenterSettings {
@@ -39,6 +45,7 @@ impl Default for SegmenterSettings {
             part_target: Duration::from_millis(334),
             window_segments: 6,
             parts_segments: 2,
+            max_segment: Duration::from_secs(12),
         }
     }
 }
@@ -94,6 +101,8 @@ pub struct Segmenter {
     /// Wall-clock time at media time zero, fixed by the first frame.
     clock_anchor: Option<SystemTime>,
     longest_segment: u64,
+    /// Media time (ms) at which a segment was closed for want of a keyframe.
+    keyframe_awaited_since: Option<u64>,
 }
 
 impl Segmenter {
@@ -120,6 +129,7 @@ impl Segmenter {
             discontinuity: false,
             clock_anchor: None,
             longest_segment: 0,
+            keyframe_awaited_since: None,
         }
     }
 
@@ -208,13 +218,33 @@ impl Segmenter {
             if !self.open_segment(&frame, now) {
                 return;
             }
+            if let Some(since) = self.keyframe_awaited_since.take() {
+                warn!(
+                    "HLS: a keyframe again after {:.1} s without; HLS viewers get new segments again",
+                    frame.dts.saturating_sub(since) as f64 / 1000.0
+                );
+            }
         } else if !in_segment {
             // A segment must start with a keyframe; until then, nothing to do.
             return;
         } else {
             let part: u64 = self.part_video.iter().map(|s| u64::from(s.duration)).sum();
+            let next = u64::from(self.last_video_duration);
+            let segment = self.current().map_or(0, |s| s.duration) + part;
+            let max_segment = to_video_units(self.settings.max_segment.as_millis() as u64);
+            if segment + next > max_segment {
+                self.close_part();
+                self.close_segment();
+                self.keyframe_awaited_since = Some(frame.dts);
+                warn!(
+                    "HLS: no keyframe for {} s; the segment is closed and HLS viewers wait \
+                     for the next keyframe (set the encoder's keyframe interval to 2 s)",
+                    self.settings.max_segment.as_secs()
+                );
+                return;
+            }
             let target = to_video_units(self.settings.part_target.as_millis() as u64);
-            if part > 0 && part + u64::from(self.last_video_duration) > target {
+            if part > 0 && part + next > target {
                 self.close_part();
             }
         }
@@ -561,6 +591,46 @@ pub(crate) mod tests {
                 "video at {video} s, audio at {audio} s"
             );
         }
+    }
+
+    #[test]
+    fn a_publisher_without_keyframes_gets_bounded_segments_and_recovers_at_the_next() {
+        let mut segmenter = started();
+        let start = SystemTime::UNIX_EPOCH;
+        feed(&mut segmenter, 0, 4);
+        // 60 s of frames and no keyframe.
+        for i in 0..60 * 30 {
+            let dts = 4_000 + i * 1000 / 30;
+            segmenter.handle_frame(audio(dts), start + Duration::from_millis(dts));
+            segmenter.handle_frame(video(dts, false), start + Duration::from_millis(dts));
+        }
+        let max_units = 12 * u64::from(VIDEO_TIMESCALE);
+        assert!(segmenter.current().is_none(), "nothing is being written");
+        assert!(
+            segmenter.longest_segment() <= max_units,
+            "{}",
+            segmenter.longest_segment()
+        );
+        let bytes: usize = segmenter
+            .segments()
+            .iter()
+            .map(|s| s.parts.iter().map(|p| p.bytes.len()).sum::<usize>())
+            .sum();
+        assert!(segmenter.segments().len() <= 6 + 1 && bytes < 1 << 20);
+        let before = segmenter.segments().back().unwrap().msn;
+        // Keyframes again: segments again, each starting with one.
+        feed(&mut segmenter, 64_000, 5);
+        let after: Vec<&Segment> = segmenter
+            .segments()
+            .iter()
+            .filter(|s| s.msn > before)
+            .collect();
+        assert!(after.len() >= 2, "{} new segments", after.len());
+        assert!(
+            after
+                .iter()
+                .all(|s| s.parts.is_empty() || s.parts[0].independent)
+        );
     }
 
     #[test]
