@@ -152,6 +152,19 @@ pub fn refused(peer: impl Display, limit: &'static str, what: impl Display) {
     }
 }
 
+/// Logs a warning about something that can repeat with every frame or
+/// datagram (a broken publisher, a congested viewer), at most once a second
+/// per `key`, saying how many like it were left out.
+pub fn warn_every(key: &'static str, what: impl Display) {
+    if let Some(suppressed) = admit(key, Instant::now()) {
+        if suppressed > 0 {
+            warn!("{what} ({suppressed} more like it not logged)");
+        } else {
+            warn!("{what}");
+        }
+    }
+}
+
 /// Whether a line for `limit` may be written at `now`, and how many were left
 /// out since the last one.
 fn admit(limit: &'static str, now: Instant) -> Option<u64> {

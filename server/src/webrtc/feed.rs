@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 use super::opus::{AacToOpus, OpusError};
 use super::packetize::H264Packetizer;
-use crate::limits::refused;
+use crate::limits::{refused, warn_every};
 use crate::media::codec::{self, VideoParams};
 use crate::media::hub::Join;
 use crate::media::{Frame, StreamHub, Track};
@@ -243,7 +243,13 @@ fn handle(
                 }
                 Err(err) => {
                     *broken = true;
-                    debug!(stream = %name, "WebRTC: skipped video until the next keyframe: {err}");
+                    warn_every(
+                        "webrtc_video_skipped",
+                        format_args!(
+                            "WebRTC: a video frame of {name} cannot be sent ({err}); \
+                             WebRTC viewers skip to the next keyframe"
+                        ),
+                    );
                 }
             }
         }
@@ -265,7 +271,13 @@ fn handle(
                         err,
                     );
                 }
-                Err(err) => debug!(stream = %name, "WebRTC: skipped an audio frame: {err}"),
+                Err(err) => warn_every(
+                    "webrtc_audio_skipped",
+                    format_args!(
+                        "WebRTC: an audio frame of {name} cannot be turned into Opus ({err}); \
+                         WebRTC viewers hear a gap"
+                    ),
+                ),
             }
         }
     }

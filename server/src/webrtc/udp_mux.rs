@@ -226,11 +226,20 @@ impl UdpMux {
         let Some(route) = routes.sessions.get(&session) else {
             return;
         };
-        // Full queue: drop, as a congested network would.
-        let _ = route.inbox.try_send(Datagram {
+        // Full queue: drop, as a congested network would, and say so.
+        let sent = route.inbox.try_send(Datagram {
             from,
             data: Bytes::copy_from_slice(datagram),
         });
+        if let Err(mpsc::error::TrySendError::Full(_)) = sent {
+            crate::limits::warn_every(
+                "webrtc_inbox_full",
+                format_args!(
+                    "WebRTC: a session's inbound queue ({SESSION_QUEUE} datagrams) is full; \
+                     a datagram from {from} was dropped (the server is short of CPU)"
+                ),
+            );
+        }
     }
 
     fn register(&self, reserved: SocketAddr) -> mpsc::Receiver<Datagram> {
