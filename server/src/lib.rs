@@ -69,7 +69,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 pub use config::Config;
 use media::hub::HubSettings;
@@ -101,6 +101,19 @@ pub async fn run(
     config.rtmp_listen = listeners.rtmp.local_addr()?;
     config.http_listen = listeners.http.local_addr()?;
     let config = Arc::new(config);
+    let wanted = config.http_limits.http_max_connections
+        + config.rtmp_max_connections
+        + config.rtmp_limits.rtmp_max_pending
+        + config.whep_limits.whep_max_sessions;
+    match limits::raise_open_files() {
+        Some(open_files) if open_files < wanted as u64 => warn!(
+            open_files,
+            "the open-file limit is below what the connection caps allow ({wanted}); \
+             raise it (ulimit -n, or LimitNOFILE= in systemd) or lower the caps"
+        ),
+        Some(open_files) => debug!(open_files, "open-file limit"),
+        None => {}
+    }
     let db = db::Db::open(&config.data_dir)
         .await
         .map_err(std::io::Error::other)?;
@@ -205,7 +218,8 @@ pub async fn run(
         token.child_token(),
     ));
 
-    let app = http::router(state).layer(axum::Extension(http::Shutdown(token.clone())));
+    let board = http::status_board::StatusBoard::start(&state, &tracker, token.child_token());
+    let app = http::router(state, board).layer(axum::Extension(http::Shutdown(token.clone())));
     http::serve::run(
         listeners.http,
         app,

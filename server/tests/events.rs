@@ -135,3 +135,100 @@ fn the_default_stream_unknown_streams_and_the_site() {
     assert_eq!(site["youtube_fallback"], serde_json::Value::Null);
     assert!(!body.contains(common::KEY), "no stream key in {body}");
 }
+
+/// CPU seconds the process `pid` has used (user and system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks as f64 / per_second
+}
+
+/// The server's CPU use over `window`, as a share of one core.
+fn cpu_share(server: &Server, window: Duration, mut meanwhile: impl FnMut()) -> f64 {
+    let (cpu, started) = (cpu_seconds(server.pid()), Instant::now());
+    while started.elapsed() < window {
+        meanwhile();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    (cpu_seconds(server.pid()) - cpu) / started.elapsed().as_secs_f64()
+}
+
+#[test]
+fn a_thousand_open_watch_pages_cost_under_five_percent_of_a_core() {
+    use std::io::Write;
+    const PAGES: usize = 1000;
+    const WINDOW: Duration = Duration::from_secs(10);
+    common::raise_open_files();
+    let server = Server::start(&[
+        "--http-max-sse-per-ip",
+        "2000",
+        "--http-max-connections-per-ip",
+        "2000",
+    ]);
+    let _publisher = Publisher::start(&server.publish_url());
+    server.wait_live(true);
+    // The baseline: the live stream and nobody watching.
+    let baseline = cpu_share(&server, WINDOW, || {});
+
+    let mut pages: Vec<std::net::TcpStream> = (0..PAGES)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(server.http).unwrap();
+            write!(
+                s,
+                "GET /api/events HTTP/1.1\r\nHost: tinsel\r\nAccept: text/event-stream\r\n\r\n"
+            )
+            .unwrap();
+            s.set_nonblocking(true).unwrap();
+            s
+        })
+        .collect();
+    // Every page reads what it is sent, as a browser would.
+    let mut received = vec![0usize; PAGES];
+    let mut buf = [0u8; 16 * 1024];
+    let mut read_all = |received: &mut [usize]| {
+        for (page, got) in pages.iter_mut().zip(received.iter_mut()) {
+            while let Ok(n) = page.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                *got += buf[..n]
+                    .windows(13)
+                    .filter(|w| w == b"event: stream")
+                    .count();
+            }
+        }
+    };
+    common::wait_for(Duration::from_secs(20), "every page's first status", || {
+        read_all(&mut received);
+        received.iter().all(|&n| n > 0).then_some(())
+    });
+    let before: usize = received.iter().sum();
+    let with_pages = cpu_share(&server, WINDOW, || read_all(&mut received));
+    let events: usize = received.iter().sum::<usize>() - before;
+    let cost = (with_pages - baseline).max(0.0);
+    println!(
+        "{PAGES} open watch pages: the server used {:.1} % of a core with them, {:.1} % without \
+         (the live stream alone): {:.2} % for the pages, {events} status events in {WINDOW:?}",
+        with_pages * 100.0,
+        baseline * 100.0,
+        cost * 100.0
+    );
+    assert!(
+        events >= PAGES * 3,
+        "each page gets the figures every 2 s: {events} events"
+    );
+    assert!(
+        cost < 0.05,
+        "the pages cost {:.1} % of a core",
+        cost * 100.0
+    );
+}

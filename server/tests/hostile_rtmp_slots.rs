@@ -18,29 +18,13 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{KEY, Publisher, Server, probe_three_seconds, wait_for};
+use common::{KEY, Publisher, Server, probe_three_seconds, raise_open_files, wait_for};
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult, PublishRequestType,
 };
 use rml_rtmp::time::RtmpTimestamp;
 use socket2::{Domain, Socket, Type};
-
-/// Raises this process's open-file limit to its hard limit (the server,
-/// started afterwards, inherits it) and returns it.
-fn raise_open_files() -> u64 {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
-        limit.rlim_cur = limit.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
-    }
-    limit.rlim_cur
-}
 
 /// A TCP connection to `to` from `source` (any address of 127.0.0.0/8).
 fn connect_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {

@@ -3,7 +3,8 @@
 //!
 //! - `stream`: the stream's status, the same JSON as one entry of
 //!   `/api/streams`; sent at once, whenever it goes live or offline or its
-//!   viewer count changes, and every [`FIGURES_EVERY`] for fps and bitrate.
+//!   viewer count changes, and every two seconds for fps and bitrate. It is
+//!   worked out once for every page ([`super::status_board`]).
 //! - `lights`: every outlet (`[OutletState]`, as `/api/lights`); sent at once
 //!   and on every change.
 //! - `action`: a new entry of the lights' audit log (`AuditEntry`), as it
@@ -18,7 +19,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::rejection::QueryRejection;
@@ -26,23 +27,18 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use serde::Deserialize;
-use tinsel_frontend::api::{AuditEntry, OutletState, Viewers};
+use tinsel_frontend::api::{AuditEntry, OutletState};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::{broadcast, watch};
-use tokio::time::{Interval, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
 use super::error::ApiError;
-use super::streams::stream_status;
+use super::status_board::{StatusBoard, StatusJson};
 use crate::config::is_valid_name;
 use crate::limits::refused;
 use crate::limits::slots::{Full, Slot, Slots};
 use crate::state::AppState;
 
-/// How often the stream's state is looked at; changes reach the page this fast.
-const CHECK_EVERY: Duration = Duration::from_millis(250);
-/// fps and bitrate change all the time: they go out this often, not on change.
-const FIGURES_EVERY: Duration = Duration::from_secs(2);
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The server's shutdown signal, for responses that would otherwise never end.
@@ -63,7 +59,7 @@ pub struct FeedSlots(pub Slots);
 
 pub async fn events_get(
     State(state): State<AppState>,
-    Extension(FeedSlots(slots)): Extension<FeedSlots>,
+    Extension((FeedSlots(slots), board)): Extension<(FeedSlots, StatusBoard)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     query: Result<Query<EventsQuery>, QueryRejection>,
     shutdown: Option<Extension<Shutdown>>,
@@ -106,24 +102,19 @@ pub async fn events_get(
             .map(|s| s.name.clone())
             .ok_or_else(|| ApiError::NotFound("no stream is configured".into()))?,
     };
-    if stream_status(&state, &name, Instant::now()).is_none() {
+    let Some(status) = board.subscribe(&name) else {
         return Err(ApiError::NotFound(format!("no stream named {name:?}")));
-    }
-    let mut check = tokio::time::interval(CHECK_EVERY);
-    check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    };
     let mut lights = state.lights.subscribe();
     // The page gets the outlets at once, not only after the next change.
     lights.mark_changed();
     let actions = state.lights.audit_events();
     let feed = Feed {
         _slot: slot,
-        state,
-        name,
+        status: Some(status),
         lights: Some(lights),
         actions: Some(actions),
         token: shutdown.map(|Extension(s)| s.0).unwrap_or_default(),
-        check,
-        sent: None,
     };
     let events = futures_util::stream::unfold(feed, |mut feed| async move {
         feed.next_event().await.map(|event| (Ok(event), feed))
@@ -135,12 +126,9 @@ pub async fn events_get(
 struct Feed {
     /// Given back when the page goes away or the server stops.
     _slot: Slot,
-    state: AppState,
-    name: String,
     token: CancellationToken,
-    check: Interval,
-    /// Live, viewers, and when the last `stream` event went out.
-    sent: Option<(bool, Viewers, Instant)>,
+    /// The stream's status; `None` once the board is gone (stopping).
+    status: Option<watch::Receiver<StatusJson>>,
     /// `None` once the controller is gone (the server is stopping).
     lights: Option<watch::Receiver<Vec<OutletState>>>,
     actions: Option<broadcast::Receiver<AuditEntry>>,
@@ -152,11 +140,13 @@ impl Feed {
         loop {
             tokio::select! {
                 () = self.token.cancelled() => return None,
-                _ = self.check.tick() => {
-                    if let Some(event) = self.stream_event(Instant::now()) {
-                        return Some(event);
+                status = news(&mut self.status), if self.status.is_some() => match status {
+                    Some(Some(json)) => {
+                        return Some(Event::default().event("stream").data(&*json));
                     }
-                }
+                    Some(None) => {}
+                    None => self.status = None,
+                },
                 changed = changed(&mut self.lights), if self.lights.is_some() => match changed {
                     Some(outlets) => return json_event("lights", &outlets),
                     None => self.lights = None,
@@ -170,23 +160,13 @@ impl Feed {
             }
         }
     }
+}
 
-    fn stream_event(&mut self, now: Instant) -> Option<Event> {
-        let status = stream_status(&self.state, &self.name, now)?;
-        let due = match &self.sent {
-            None => true,
-            Some((live, viewers, at)) => {
-                *live != status.live
-                    || *viewers != status.viewers
-                    || now.duration_since(*at) >= FIGURES_EVERY
-            }
-        };
-        if !due {
-            return None;
-        }
-        self.sent = Some((status.live, status.viewers.clone(), now));
-        json_event("stream", &status)
-    }
+/// The stream's status after its next change; `None` when the board is gone.
+async fn news(status: &mut Option<watch::Receiver<StatusJson>>) -> Option<StatusJson> {
+    let status = status.as_mut()?;
+    status.changed().await.ok()?;
+    Some(status.borrow_and_update().clone())
 }
 
 /// The outlets after their next change; `None` when the controller is gone.

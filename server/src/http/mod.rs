@@ -19,6 +19,7 @@ pub mod limits;
 mod push;
 pub mod serve;
 mod site;
+pub mod status_board;
 mod streams;
 mod tweets;
 mod webrtc;
@@ -36,8 +37,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 
-/// Every HTTP route of the server.
-pub fn router(state: AppState) -> Router {
+/// Every HTTP route of the server; `board` feeds the watch pages' events.
+pub fn router(state: AppState, board: status_board::StatusBoard) -> Router {
     let limits = state.config.http_limits;
     let feeds = events::FeedSlots(crate::limits::slots::Slots::new(
         limits.http_max_sse,
@@ -46,7 +47,10 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/streams", get(streams::streams_list))
         .route("/lights", get(lights::lights_list))
-        .route("/events", get(events::events_get).layer(Extension(feeds)))
+        .route(
+            "/events",
+            get(events::events_get).layer(Extension((feeds, board))),
+        )
         .route("/site", get(site::site_get))
         .merge(admin::admin_routes(&state));
     app::routes(&state)

@@ -198,6 +198,32 @@ fn admit(limit: &'static str, now: Instant) -> Option<u64> {
     }
 }
 
+/// Raises the process's open-file limit to its hard limit: every connection
+/// is a descriptor, and the usual soft limit of 1,024 is below the default
+/// connection caps. Returns the limit now in force.
+pub fn raise_open_files() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return None;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: limit.rlim_max,
+                rlim_max: limit.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                return Some(raised.rlim_cur);
+            }
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

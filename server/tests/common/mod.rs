@@ -299,6 +299,22 @@ pub fn wait_exit(child: &mut Child, within: Duration) -> Option<std::process::Ex
 }
 
 /// Polls `check` until it gives a value, or panics naming `what` at the deadline.
+/// Raises this process's open-file limit to its hard limit (a server started
+/// afterwards inherits it) and returns it.
+pub fn raise_open_files() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &limit), 0);
+    }
+    limit.rlim_cur
+}
+
 pub fn wait_for<T>(within: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
     let deadline = Instant::now() + within;
     loop {
