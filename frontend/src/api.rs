@@ -13,6 +13,18 @@ pub struct StreamStatus {
     pub viewers: Viewers,
     /// Seconds since the publisher started; `None` while offline.
     pub uptime_s: Option<u64>,
+    /// How often the stream's outputs were restarted after a failure.
+    #[serde(default)]
+    pub restarts: TaskRestarts,
+}
+
+/// Restarts of a stream's per-stream tasks since the server started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TaskRestarts {
+    /// The HLS segmenter.
+    pub hls: u64,
+    /// The WebRTC feed (packetizer and AAC to Opus).
+    pub webrtc: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -127,15 +127,19 @@ pub async fn run(
     let hls = hls::HlsStore::new(config.streams.iter().map(|s| s.name.as_str()), &config.hls);
     let tracker = TaskTracker::new();
     let mut feeds = std::collections::HashMap::new();
+    let mut restarts = std::collections::HashMap::new();
     // A stream's outputs read the publisher's media, which a stranger with
     // the key (or a broken encoder) controls: they are restarted if they die.
     for stream in &config.streams {
+        let counted = state::StreamRestarts::default();
+        restarts.insert(stream.name.clone(), counted.clone());
         if let Some(segmenter) = hls.stream(&stream.name) {
             let (segment_hub, name, segmenter) =
                 (hub.clone(), stream.name.clone(), Arc::clone(segmenter));
             supervisor::supervise(
                 &tracker,
                 format!("HLS of {name}"),
+                Arc::clone(&counted.hls),
                 token.child_token(),
                 move |token| {
                     hls::task::run(
@@ -152,6 +156,7 @@ pub async fn run(
         supervisor::supervise(
             &tracker,
             format!("WebRTC feed of {name}"),
+            Arc::clone(&counted.webrtc),
             token.child_token(),
             move |token| {
                 webrtc::feed::run(
@@ -173,6 +178,7 @@ pub async fn run(
     supervisor::supervise(
         &tracker,
         "WebRTC UDP port".into(),
+        supervisor::Restarts::default(),
         token.child_token(),
         move |token| Arc::clone(&shared_udp).run(token),
     );
@@ -206,6 +212,7 @@ pub async fn run(
         tweets,
     );
     state.pushes = push::Pushes::start(&config.pushes, &hub, &tracker, &token);
+    state.restarts = Arc::new(restarts);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

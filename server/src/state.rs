@@ -29,6 +29,15 @@ pub struct AppState {
     pub pushes: Pushes,
     /// Where the built web app lives and what its files are called.
     pub leptos: LeptosOptions,
+    /// Restarts of each stream's HLS and WebRTC tasks, by stream name.
+    pub restarts: Arc<std::collections::HashMap<String, StreamRestarts>>,
+}
+
+/// The restart counters of one stream's supervised tasks.
+#[derive(Clone, Default)]
+pub struct StreamRestarts {
+    pub hls: crate::supervisor::Restarts,
+    pub webrtc: crate::supervisor::Restarts,
 }
 
 impl AppState {
@@ -55,6 +64,7 @@ impl AppState {
             lights,
             tweets,
             pushes: Pushes::default(),
+            restarts: Arc::default(),
             leptos,
         }
     }

@@ -8,6 +8,10 @@
 //! a row ([`Backoff`]), so input that panics the task at once cannot make it
 //! spin.
 //!
+//! For tests, `TINSEL_TEST_TASK_FAILURES=N` makes each supervised task's
+//! first N runs panic [`PLANTED_AFTER`] after they start, so a test can watch
+//! the restarts (and the counters in `/api/streams`) against the real binary.
+//!
 //! Inside a task, [`contain`] runs one unit of work (one frame through a
 //! codec) so that a panic costs that unit only, and keeps the panic hook's
 //! message off stderr: a stream of crafted frames must not flood the log. The
@@ -31,24 +35,59 @@ const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A task that ran this long before ending is healthy again: the next
 /// restart waits only [`FIRST_DELAY`].
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+/// How long a run with a planted failure runs before it panics.
+pub const PLANTED_AFTER: Duration = Duration::from_secs(2);
+
+/// The failures planted by `TINSEL_TEST_TASK_FAILURES` (a test hook).
+fn planted_failures() -> u32 {
+    std::env::var("TINSEL_TEST_TASK_FAILURES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// How often a supervised task was restarted; shared with whoever reports it.
+pub type Restarts = std::sync::Arc<std::sync::atomic::AtomicU64>;
 
 /// Runs `start(token)` in a task of its own, and again after it ends or
-/// panics, until `token` is cancelled. `what` names it in the log.
-pub fn supervise<F, Fut>(tracker: &TaskTracker, what: String, token: CancellationToken, start: F)
-where
+/// panics, until `token` is cancelled. `what` names it in the log; every
+/// restart is counted in `restarts`.
+pub fn supervise<F, Fut>(
+    tracker: &TaskTracker,
+    what: String,
+    restarts: Restarts,
+    token: CancellationToken,
+    start: F,
+) where
     F: Fn(CancellationToken) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let runs = tracker.clone();
+    let mut planted = planted_failures();
     tracker.spawn(async move {
         let mut backoff = Backoff::default();
         loop {
             let started = Instant::now();
-            let outcome = runs.spawn(start(token.child_token())).await;
+            let run = start(token.child_token());
+            let outcome = if planted > 0 {
+                planted -= 1;
+                runs.spawn(async move {
+                    tokio::select! {
+                        () = run => {}
+                        () = tokio::time::sleep(PLANTED_AFTER) => {
+                            panic!("a failure planted by TINSEL_TEST_TASK_FAILURES");
+                        }
+                    }
+                })
+                .await
+            } else {
+                runs.spawn(run).await
+            };
             if token.is_cancelled() {
                 return;
             }
             let delay = backoff.next(started.elapsed());
+            restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             match outcome {
                 Err(err) if err.is_panic() => {
                     let cause = panic_message(&err.into_panic());
@@ -176,13 +215,20 @@ mod tests {
         let token = CancellationToken::new();
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = Arc::clone(&runs);
-        supervise(&tracker, "test".into(), token.clone(), move |token| {
-            let run = counted.fetch_add(1, Ordering::SeqCst);
-            async move {
-                assert!(run >= 2, "the first two runs panic");
-                token.cancelled().await;
-            }
-        });
+        let restarts = Restarts::default();
+        supervise(
+            &tracker,
+            "test".into(),
+            Arc::clone(&restarts),
+            token.clone(),
+            move |token| {
+                let run = counted.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    assert!(run >= 2, "the first two runs panic");
+                    token.cancelled().await;
+                }
+            },
+        );
         // Two restarts: 0.5 s and 1 s of backoff.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         while runs.load(Ordering::SeqCst) < 3 {
@@ -192,6 +238,7 @@ mod tests {
         // A task that keeps running is left be.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(runs.load(Ordering::SeqCst), 3);
+        assert_eq!(restarts.load(Ordering::SeqCst), 2, "two restarts counted");
         token.cancel();
         tracker.close();
         tokio::time::timeout(Duration::from_secs(5), tracker.wait())

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use axum::Json;
 use axum::extract::State;
-use tinsel_frontend::api::{AudioStatus, StreamStatus, VideoStatus, Viewers};
+use std::sync::atomic::Ordering;
+
+use tinsel_frontend::api::{AudioStatus, StreamStatus, TaskRestarts, VideoStatus, Viewers};
 
 use crate::media::hub::StreamSnapshot;
 use crate::state::AppState;
@@ -30,7 +32,17 @@ pub fn stream_status(state: &AppState, name: &str, now: Instant) -> Option<Strea
         .stream(&snapshot.name)
         .map_or(0, |s| s.viewers(now));
     let webrtc_viewers = state.whep.viewers(&snapshot.name);
-    Some(to_status(snapshot, hls_viewers, webrtc_viewers))
+    let restarts = state
+        .restarts
+        .get(&snapshot.name)
+        .map(|r| TaskRestarts {
+            hls: r.hls.load(Ordering::Relaxed),
+            webrtc: r.webrtc.load(Ordering::Relaxed),
+        })
+        .unwrap_or_default();
+    let mut status = to_status(snapshot, hls_viewers, webrtc_viewers);
+    status.restarts = restarts;
+    Some(status)
 }
 
 fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize) -> StreamStatus {
@@ -61,5 +73,6 @@ fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize
             webrtc: webrtc_viewers,
         },
         uptime_s: snapshot.uptime.map(|d| d.as_secs()),
+        restarts: TaskRestarts::default(),
     }
 }

@@ -53,6 +53,11 @@ impl Server {
     }
 
     pub fn start_in(data_dir: PathBuf, extra: &[&str]) -> Server {
+        Self::start_with_env(data_dir, extra, &[])
+    }
+
+    /// As [`Server::start_in`], with these environment variables set.
+    pub fn start_with_env(data_dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tinsel"))
             .args([
                 "serve",
@@ -68,6 +73,7 @@ impl Server {
             .args(["--stream", &format!("tree={KEY}")])
             .args(extra)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
