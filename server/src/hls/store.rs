@@ -92,7 +92,17 @@ pub struct HlsStream {
     /// Bumped whenever a part or segment is added, to wake waiting requests.
     changes: watch::Sender<u64>,
     discontinuities_dropped: Mutex<u64>,
-    viewers: Mutex<HashMap<IpAddr, Instant>>,
+    viewers: Mutex<SeenViewers>,
+}
+
+/// When each client last fetched the playlist. Forgotten clients are swept
+/// out at most once a second, not on every request: LL-HLS players ask
+/// several times a second, and a sweep per request would cost every request
+/// the whole audience.
+#[derive(Default)]
+struct SeenViewers {
+    seen: HashMap<IpAddr, Instant>,
+    swept: Option<Instant>,
 }
 
 impl HlsStream {
@@ -102,7 +112,7 @@ impl HlsStream {
             playlist: Mutex::new(None),
             changes: watch::channel(0).0,
             discontinuities_dropped: Mutex::new(0),
-            viewers: Mutex::new(HashMap::new()),
+            viewers: Mutex::new(SeenViewers::default()),
         }
     }
 
@@ -220,14 +230,23 @@ impl HlsStream {
     /// Notes a client fetching the playlist.
     pub fn saw_viewer(&self, ip: IpAddr, now: Instant) {
         let mut viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
-        viewers.insert(ip, now);
-        viewers.retain(|_, at| now.duration_since(*at) < VIEWER_MEMORY);
+        viewers.seen.insert(ip, now);
+        if viewers
+            .swept
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            viewers
+                .seen
+                .retain(|_, at| now.duration_since(*at) < VIEWER_MEMORY);
+            viewers.swept = Some(now);
+        }
     }
 
     /// Clients that fetched the playlist lately.
     pub fn viewers(&self, now: Instant) -> usize {
         let viewers = self.viewers.lock().unwrap_or_else(|p| p.into_inner());
         viewers
+            .seen
             .values()
             .filter(|at| now.duration_since(**at) < VIEWER_MEMORY)
             .count()
