@@ -37,8 +37,8 @@
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //! - [`limits`]: how every module declares what a stranger may cost it, and
 //!   the rate-limited log line of a refusal.
-//! - [`supervisor`]: the per-stream tasks (HLS, WebRTC feed), restarted if
-//!   they end or panic.
+//! - [`supervisor`]: the per-stream tasks (HLS, WebRTC feed), restarted and
+//!   counted if they end or panic.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
