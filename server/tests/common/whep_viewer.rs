@@ -46,9 +46,10 @@ impl WhepViewer {
     pub async fn close(self) {
         let location = self.location;
         let _ = tokio::task::spawn_blocking(move || {
-            ureq::delete(&location)
+            // Best effort: the session also ends when the peer closes.
+            let _ = ureq::delete(&location)
                 .timeout(Duration::from_secs(5))
-                .call()
+                .call();
         })
         .await;
         let _ = self.pc.close().await;
