@@ -40,12 +40,15 @@ pub fn stream_status(state: &AppState, name: &str, now: Instant) -> Option<Strea
             webrtc: r.webrtc.load(Ordering::Relaxed),
         })
         .unwrap_or_default();
-    let mut status = to_status(snapshot, hls_viewers, webrtc_viewers);
-    status.restarts = restarts;
-    Some(status)
+    Some(to_status(snapshot, hls_viewers, webrtc_viewers, restarts))
 }
 
-fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize) -> StreamStatus {
+fn to_status(
+    snapshot: StreamSnapshot,
+    hls_viewers: usize,
+    webrtc_viewers: usize,
+    restarts: TaskRestarts,
+) -> StreamStatus {
     let round = |value: Option<f64>| value.map(|v| (v * 10.0).round() / 10.0);
     let video = snapshot.video.as_ref().map(|params| VideoStatus {
         codec: "H.264".to_string(),
@@ -73,6 +76,6 @@ fn to_status(snapshot: StreamSnapshot, hls_viewers: usize, webrtc_viewers: usize
             webrtc: webrtc_viewers,
         },
         uptime_s: snapshot.uptime.map(|d| d.as_secs()),
-        restarts: TaskRestarts::default(),
+        restarts,
     }
 }

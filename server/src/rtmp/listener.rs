@@ -90,10 +90,10 @@ pub async fn run(
                     );
                     evicted.token.cancel();
                 }
-                let slot = Slot {
+                let slot = Slot(SlotStarter {
                     slots: Arc::clone(&slots),
                     id,
-                };
+                });
                 let (config, hub) = (Arc::clone(&config), hub.clone());
                 tracker.spawn(connection::serve(
                     socket, peer, slot, config, hub, conn_token,
@@ -126,14 +126,16 @@ fn lock<T>(slots: &Mutex<Slots<T>>) -> MutexGuard<'_, Slots<T>> {
     slots.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
-/// One connection's place in [`Slots`]: the connection task holds it, and
-/// dropping it (the task ending, however it ends) frees the place.
-pub struct Slot {
+/// A handle on one connection's place in [`Slots`] that starts it: the
+/// connection task's own [`Slot`] holds one, and the session's player gate
+/// another (see [`Slot::starter`]).
+#[derive(Clone)]
+pub struct SlotStarter {
     slots: Arc<Mutex<Slots<Pending>>>,
     id: SlotId,
 }
 
-impl Slot {
+impl SlotStarter {
     /// The connection has started publishing or playing: it leaves the
     /// pending pool and its start deadline.
     ///
@@ -143,36 +145,31 @@ impl Slot {
     pub fn start(&self, role: Role) -> Result<(), SlotError> {
         lock(&self.slots).start(self.id, role)
     }
-
-    /// A handle that starts this slot from elsewhere (the session's player
-    /// gate); the slot is still freed when the [`Slot`] is dropped.
-    pub fn starter(&self) -> SlotStarter {
-        SlotStarter {
-            slots: Arc::clone(&self.slots),
-            id: self.id,
-        }
-    }
 }
 
-/// See [`Slot::starter`].
-pub struct SlotStarter {
-    slots: Arc<Mutex<Slots<Pending>>>,
-    id: SlotId,
-}
+/// One connection's place in [`Slots`]: the connection task holds it, and
+/// dropping it (the task ending, however it ends) frees the place.
+pub struct Slot(SlotStarter);
 
-impl SlotStarter {
-    /// As [`Slot::start`].
+impl Slot {
+    /// See [`SlotStarter::start`].
     ///
     /// # Errors
-    /// As [`Slot::start`].
+    /// As [`SlotStarter::start`].
     pub fn start(&self, role: Role) -> Result<(), SlotError> {
-        lock(&self.slots).start(self.id, role)
+        self.0.start(role)
+    }
+
+    /// A handle that starts this slot from elsewhere; the place is still
+    /// freed when the [`Slot`] is dropped.
+    pub fn starter(&self) -> SlotStarter {
+        self.0.clone()
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        lock(&self.slots).close(self.id);
+        lock(&self.0.slots).close(self.0.id);
     }
 }
 
