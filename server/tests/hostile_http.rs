@@ -185,11 +185,33 @@ fn measure_while(
     })
 }
 
-fn summary(latencies: &mut [Duration]) -> (Duration, Duration, usize) {
+/// The median, the 95th percentile and the slowest of `latencies`, and how
+/// many there were.
+fn summary(latencies: &mut [Duration]) -> (Duration, Duration, Duration, usize) {
     latencies.sort();
     let n = latencies.len();
     assert!(n > 0, "no request was measured");
-    (latencies[n / 2], latencies[n - 1], n)
+    (
+        latencies[n / 2],
+        latencies[n * 95 / 100],
+        latencies[n - 1],
+        n,
+    )
+}
+
+/// What a visitor notices while an attack goes on: nearly every request
+/// fast, and none held for long. On two shared cores one request in a
+/// hundred may wait on the scheduler; a site the attack holds takes seconds
+/// for most.
+fn assert_fast(
+    path: &str,
+    (p50, p95, max, n): (Duration, Duration, Duration, usize),
+    p95_limit: Duration,
+) {
+    assert!(
+        p95 < p95_limit && max < Duration::from_secs(2),
+        "{path}: p50 {p50:?}, p95 {p95:?}, max {max:?} over {n} requests"
+    );
 }
 
 #[test]
@@ -639,7 +661,7 @@ fn a_login_flood_costs_bounded_memory_and_others_stay_fast() {
     let mut latencies = health.join().unwrap();
     let counts = counts.lock().unwrap().clone();
     let peak = *peak.lock().unwrap();
-    let (p50, max, n) = summary(&mut latencies);
+    let (p50, _, max, n) = summary(&mut latencies);
     println!(
         "login flood: {counts:?} in {flood_took:?}; RSS {rss_before} KiB before, peak {peak} KiB \
          (+{} KiB); /healthz from another address: p50 {p50:?}, max {max:?} over {n} requests",
@@ -732,8 +754,9 @@ fn slowloris_with_slowhttptest_leaves_the_site_fast_for_others() {
     let (mut health, mut page) = (health.join().unwrap(), page.join().unwrap());
     let output = attack.wait_with_output().expect("slowhttptest ends");
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let (h50, hmax, hn) = summary(&mut health);
-    let (p50, pmax, pn) = summary(&mut page);
+    let health_figures = summary(&mut health);
+    let page_figures = summary(&mut page);
+    let ((h50, h95, hmax, hn), (p50, p95, pmax, pn)) = (health_figures, page_figures);
     let stats = std::fs::read_to_string(report.with_extension("csv")).unwrap_or_default();
     let closed = stats
         .lines()
@@ -742,17 +765,14 @@ fn slowloris_with_slowhttptest_leaves_the_site_fast_for_others() {
         .unwrap_or(0);
     println!(
         "slowloris (1000 connections, 5 s header timeout): at most {} sockets open at once; \
-         slowhttptest saw {closed} closed by the server; /healthz p50 {h50:?} max {hmax:?} \
-         ({hn} requests), / p50 {p50:?} max {pmax:?} ({pn} requests)",
+         slowhttptest saw {closed} closed by the server; /healthz p50 {h50:?} p95 {h95:?} \
+         max {hmax:?} ({hn} requests), / p50 {p50:?} p95 {p95:?} max {pmax:?} ({pn} requests)",
         most_open.lock().unwrap()
     );
     let tail: Vec<_> = stdout.lines().rev().take(12).collect();
     println!("slowhttptest's last lines: {tail:?}");
-    assert!(
-        hmax < Duration::from_millis(500),
-        "/healthz took up to {hmax:?}"
-    );
-    assert!(pmax < Duration::from_millis(1000), "/ took up to {pmax:?}");
+    assert_fast("/healthz", health_figures, Duration::from_millis(250));
+    assert_fast("/", page_figures, Duration::from_millis(500));
     // slowhttptest stops early once the server has closed every connection
     // (it would hold them for 30 s); the last ones may close as it stops.
     assert!(
@@ -833,24 +853,22 @@ fn slow_readers_with_slowhttptest_are_closed_and_the_site_stays_fast() {
     let still_attacking = attack_running(&mut attack);
     let _ = attack.kill();
     let _ = attack.wait();
-    let (h50, hmax, hn) = summary(&mut health);
-    let (p50, pmax, pn) = summary(&mut watch);
+    let health_figures = summary(&mut health);
+    let page_figures = summary(&mut watch);
+    let ((h50, h95, hmax, hn), (p50, p95, pmax, pn)) = (health_figures, page_figures);
     println!(
         "slow read (300 connections, {} KiB asked of each, 3 s write timeout): at most \
          {most_open} sockets open at once, under 30 again {closed_within:?} after 150 were \
-         connected; /healthz p50 {h50:?} max {hmax:?} ({hn} requests), / p50 {p50:?} max \
-         {pmax:?} ({pn} requests)",
+         connected; /healthz p50 {h50:?} p95 {h95:?} max {hmax:?} ({hn} requests), / p50 \
+         {p50:?} p95 {p95:?} max {pmax:?} ({pn} requests)",
         body.len() * 10 / 1024
     );
     assert!(
         still_attacking,
         "slowhttptest was still holding its connections"
     );
-    assert!(
-        hmax < Duration::from_millis(500),
-        "/healthz took up to {hmax:?}"
-    );
-    assert!(pmax < Duration::from_millis(1000), "/ took up to {pmax:?}");
+    assert_fast("/healthz", health_figures, Duration::from_millis(250));
+    assert_fast("/", page_figures, Duration::from_millis(500));
     assert_refusal_logged(&server, "http_write_timeout_s");
     assert_eq!(server.get("/healthz").0, 200);
 }

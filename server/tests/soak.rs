@@ -2,7 +2,8 @@
 //! mode; `scripts/soak 3600` for an hour) with everything at once:
 //!
 //! - a publisher (ffmpeg) that restarts every `TINSEL_SOAK_RESTART_S` (15 s
-//!   in the short mode, 180 s in long runs);
+//!   in the short mode, 300 s in long runs, as OBS restarting every five
+//!   minutes);
 //! - one RTMP viewer attached from start to end, which must receive media
 //!   after every restart on the same connection (no viewer of the live
 //!   stream lost);
@@ -10,14 +11,20 @@
 //!   to the same rule;
 //! - RTMP viewers (the project's load tool), WHEP viewers and HLS viewers
 //!   (playlist and media fetches) joining and leaving;
+//! - with `TINSEL_SOAK_BROWSER=1` (scripts/soak sets it), the watch page
+//!   open in headless Chromium the whole time (e2e/soak_page.mjs), which
+//!   must keep playing by itself across every restart;
 //! - hostile clients beside them, from another address (127.0.0.2): random
 //!   bytes to the RTMP port, garbage HTTP requests, junk datagrams to the
 //!   WebRTC UDP port, and idle TCP connections held open and renewed.
 //!
-//! Every few seconds it samples the server's resident memory and open file
-//! descriptors (/proc/PID/status, /proc/PID/fd). After a warm-up the second
-//! half of the run may not exceed the first half's maximum by more than
-//! [`RSS_GROWTH_KIB`] and [`FD_GROWTH`]: growth that keeps going is a leak.
+//! Every few seconds it samples the server's resident memory, open file
+//! descriptors and CPU time (/proc/PID/status, /proc/PID/fd, /proc/PID/stat)
+//! and the viewers `/api/streams` counts. After a warm-up the second half of
+//! the run may not exceed the first half's maximum by more than
+//! [`RSS_GROWTH_KIB`] and [`FD_GROWTH`] (growth that keeps going is a leak),
+//! nor its CPU per viewer by more than [`CPU_PER_VIEWER_GROWTH`]. The run
+//! ends with the samples and a plot of RSS over time.
 //! Every loop is bounded by the run's deadline and a count.
 
 mod common;
@@ -38,6 +45,8 @@ use tinsel_load::{Track, Viewer};
 const RSS_GROWTH_KIB: u64 = 16 * 1024;
 /// How many more descriptors the second half may hold at its peak.
 const FD_GROWTH: usize = 24;
+/// How much the second half's CPU per viewer may exceed the first half's.
+const CPU_PER_VIEWER_GROWTH: f64 = 1.5;
 /// Idle connections the hostile side holds open to each TCP port.
 const IDLE_CONNECTIONS: usize = 20;
 /// A restart's media must reach the attached viewer within this.
@@ -109,6 +118,64 @@ struct Sample {
     at: Duration,
     rss_kib: u64,
     fds: usize,
+    /// The server's CPU time so far, in clock ticks.
+    cpu_ticks: u64,
+    /// Viewers of every kind, as `/api/streams` counts them.
+    viewers: u64,
+}
+
+/// The server's user and system time so far (/proc/PID/stat, fields 14 and
+/// 15), in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its ')'.
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0)
+}
+
+/// Clock ticks per second (sysconf(_SC_CLK_TCK)).
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf reads a constant; no memory is involved.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
+}
+
+/// RSS over time as text: `rows` lines from the highest value down.
+fn plot(samples: &[Sample], rows: usize, columns: usize) -> String {
+    if samples.is_empty() {
+        return String::new();
+    }
+    let chunk = samples.len().div_ceil(columns).max(1);
+    let points: Vec<u64> = samples
+        .chunks(chunk)
+        .map(|c| c.iter().map(|s| s.rss_kib).max().unwrap_or(0))
+        .collect();
+    let (low, high) = (
+        *points.iter().min().unwrap() as f64,
+        *points.iter().max().unwrap() as f64,
+    );
+    let span = (high - low).max(1.0);
+    let mut out = String::new();
+    for row in (0..rows).rev() {
+        let level = low + span * row as f64 / (rows - 1).max(1) as f64;
+        out.push_str(&format!("{:>7.1} MiB |", level / 1024.0));
+        for &p in &points {
+            let at = ((p as f64 - low) / span * (rows - 1) as f64).round() as usize;
+            out.push(if at == row { '*' } else { ' ' });
+        }
+        out.push('\n');
+    }
+    let minutes = samples.last().unwrap().at.as_secs_f64() / 60.0;
+    out.push_str(&format!(
+        "            +{}\n             0 min{:>width$.0} min\n",
+        "-".repeat(points.len()),
+        minutes,
+        width = points.len().saturating_sub(5)
+    ));
+    out
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -189,6 +256,28 @@ fn keep_doing(
     })
 }
 
+/// Viewers of every kind `/api/streams` counts; 0 if it does not answer.
+fn viewers(http: SocketAddr) -> u64 {
+    let Ok(response) = ureq::get(&format!("http://{http}/api/streams"))
+        .timeout(Duration::from_secs(5))
+        .call()
+    else {
+        return 0;
+    };
+    let streams: serde_json::Value = response
+        .into_string()
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    streams
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["viewers"].as_object())
+        .flat_map(|v| v.values().filter_map(serde_json::Value::as_u64))
+        .sum()
+}
+
 /// The URIs of a media playlist: segments, and parts of the live edge.
 fn playlist_uris(text: &str) -> Vec<String> {
     let mut uris: Vec<String> = text
@@ -217,11 +306,17 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         if run_for <= Duration::from_secs(300) {
             15
         } else {
-            180
+            300
         },
     );
     let warmup = (run_for / 5).max(Duration::from_secs(10));
-    let server = Server::start(&["--webrtc-ip", "127.0.0.1"]);
+    // In a network namespace of its own (scripts/soak), WebRTC is offered on
+    // a documentation address, so Chromium's WebRTC (which ignores loopback)
+    // can play too.
+    let webrtc_ip = std::env::var("TINSEL_SOAK_WEBRTC_IP").unwrap_or_else(|_| "127.0.0.1".into());
+    // The web app the build made, for the watch page.
+    let site = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/site");
+    let server = Server::start(&["--webrtc-ip", &webrtc_ip, "--site-dir", site]);
     let udp: SocketAddr = server.wait_for_address("WebRTC UDP listening");
     let (rtmp, http, pid) = (server.rtmp, server.http, server.pid());
     let publish_url = format!("rtmp://{rtmp}/live/{KEY}");
@@ -301,6 +396,38 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
     let whep_attached = whep_runtime
         .block_on(whep_viewer::play(whep_url.clone()))
         .expect("the attached WHEP viewer plays");
+
+    // The watch page in Chromium, open from here to the end.
+    let page_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut page = (std::env::var("TINSEL_SOAK_BROWSER").as_deref() == Ok("1")).then(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../e2e/soak_page.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(format!("http://{http}/"))
+            .arg(
+                run_for
+                    .saturating_sub(started.elapsed())
+                    .as_secs()
+                    .max(1)
+                    .to_string(),
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start node for the watch page (scripts/setup --test installs it)");
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::clone(&page_lines);
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                lines.lock().unwrap().push(line);
+            }
+        });
+        child
+    });
 
     let mut workers = Vec::new();
     // WHEP viewers joining and leaving: each watches 3 s after its first
@@ -471,6 +598,8 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
                 at: now - started,
                 rss_kib: rss_kib(pid),
                 fds: open_fds(pid),
+                cpu_ticks: cpu_ticks(pid),
+                viewers: viewers(http),
             });
             next_sample += Duration::from_secs(2);
         }
@@ -596,12 +725,67 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
         n(&c.hostile_udp),
         n(&c.idle_opened),
     );
-    for s in &samples {
+    // CPU per viewer in each half after the warm-up: the server's CPU time
+    // over the half, as a share of one core, over the viewers it had on average.
+    let tps = ticks_per_second();
+    let cpu_per_viewer = |part: &[&Sample]| {
+        let (Some(a), Some(b)) = (part.first(), part.last()) else {
+            return 0.0;
+        };
+        let seconds = (b.at - a.at).as_secs_f64().max(1.0);
+        let core = (b.cpu_ticks - a.cpu_ticks) as f64 / tps / seconds * 100.0;
+        let viewers = part.iter().map(|s| s.viewers).sum::<u64>() as f64 / part.len() as f64;
+        core / viewers.max(1.0)
+    };
+    let (cpu_first, cpu_second) = (cpu_per_viewer(first), cpu_per_viewer(second));
+    println!(
+        "CPU per viewer after warm-up: {cpu_first:.2} % of a core in the first half, \
+         {cpu_second:.2} % in the second"
+    );
+    for pair in samples.windows(2) {
+        let (a, s) = (&pair[0], &pair[1]);
+        let core = (s.cpu_ticks - a.cpu_ticks) as f64 / tps / (s.at - a.at).as_secs_f64() * 100.0;
         println!(
-            "  t={:>5.0} s  RSS {:>7} KiB  fds {:>4}",
+            "  t={:>5.0} s  RSS {:>7} KiB  fds {:>4}  CPU {core:>5.1} %  viewers {:>3}",
             s.at.as_secs_f64(),
             s.rss_kib,
-            s.fds
+            s.fds,
+            s.viewers
+        );
+    }
+    println!("RSS over the run:\n{}", plot(&samples, 12, 72));
+    if let Some(mut page) = page.take() {
+        let status = common::wait_exit(&mut page, Duration::from_secs(60));
+        let lines = page_lines.lock().unwrap();
+        let states: Vec<serde_json::Value> = lines
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let playing = states
+            .windows(2)
+            .filter(|w| w[1]["frames"] != w[0]["frames"] && w[1]["frames"].as_u64() > Some(0))
+            .count();
+        let modes: std::collections::BTreeMap<String, usize> =
+            states.iter().fold(Default::default(), |mut m, s| {
+                *m.entry(s["mode"].as_str().unwrap_or("none").to_string())
+                    .or_default() += 1;
+                m
+            });
+        println!(
+            "the watch page in Chromium: {} samples, playing in {playing}, modes {modes:?}, \
+             last {:?}",
+            states.len(),
+            lines.last()
+        );
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "the watch page's browser failed"
+        );
+        let share = playing as f64 / states.len().saturating_sub(1).max(1) as f64;
+        assert!(
+            share >= 0.9,
+            "the watch page played in only {:.0} % of the samples",
+            share * 100.0
         );
     }
     assert!(!restarts.is_empty(), "the run is too short for a restart");
@@ -615,6 +799,10 @@ fn soak_publisher_restarts_viewers_and_hostile_clients_keep_memory_and_fds_flat(
     assert!(
         rss_second <= rss_first + RSS_GROWTH_KIB,
         "RSS kept growing: peak {rss_first} KiB, then {rss_second} KiB"
+    );
+    assert!(
+        cpu_second <= cpu_first * CPU_PER_VIEWER_GROWTH + 0.05,
+        "CPU per viewer grew: {cpu_first:.2} % then {cpu_second:.2} % of a core"
     );
     assert!(
         fds_second <= fds_first + FD_GROWTH,

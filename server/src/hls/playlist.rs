@@ -61,7 +61,12 @@ pub fn render(segmenter: &Segmenter, discontinuity_sequence: u64) -> Option<Stri
         first.msn,
     );
     let mut init = None;
-    for segment in segments {
+    // A segment just begun has no part to list yet: its tags would dangle
+    // before the preload hint, which names its first part.
+    for segment in segments
+        .iter()
+        .filter(|s| s.complete || !s.parts.is_empty())
+    {
         if segment.discontinuity && init.is_some() {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
@@ -171,5 +176,27 @@ mod tests {
         assert_eq!(playlist.media_sequence, 100);
         assert_eq!(playlist.target_duration, std::time::Duration::from_secs(2));
         assert_eq!(playlist.segments.num_elements(), 4);
+    }
+
+    #[test]
+    fn a_segment_just_begun_shows_only_as_the_preload_hint() {
+        use crate::hls::segmenter::tests::video;
+        let mut segmenter = started();
+        feed(&mut segmenter, 0, 4);
+        // The keyframe at 4 s opens segment 102 and is held back: no part yet.
+        segmenter.handle_frame(video(4000, true), std::time::SystemTime::UNIX_EPOCH);
+        let current = segmenter.current().unwrap();
+        assert_eq!((current.msn, current.part_count), (102, 0));
+        let text = render(&segmenter, 0).unwrap();
+        let tail: Vec<&str> = text.lines().rev().take(3).collect();
+        assert_eq!(
+            tail,
+            [
+                "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"part102.0.m4s\"",
+                "seg101.m4s",
+                "#EXTINF:2.00000,"
+            ]
+        );
+        hls_m3u8::MediaPlaylist::try_from(text.as_str()).expect("hls_m3u8 reads it");
     }
 }

@@ -15,7 +15,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tracing::warn;
 
 use super::fmp4::{
@@ -74,8 +74,9 @@ pub struct Segment {
     /// The init segment this segment needs (its media sequence number names it).
     pub init: u64,
     pub program_date_time: SystemTime,
-    /// The whole segment, once complete.
-    pub bytes: Option<Bytes>,
+    /// The whole segment once complete: its parts, shared rather than copied
+    /// into one buffer, and kept after the parts are no longer listed.
+    pub chunks: Vec<Bytes>,
 }
 
 /// The segmenter of one stream and the window of what it made.
@@ -329,7 +330,7 @@ impl Segmenter {
             discontinuity: std::mem::take(&mut self.discontinuity),
             init,
             program_date_time: anchor + Duration::from_millis(keyframe.dts),
-            bytes: None,
+            chunks: Vec::new(),
         });
         true
     }
@@ -383,11 +384,7 @@ impl Segmenter {
             return;
         }
         segment.complete = true;
-        let mut bytes = BytesMut::with_capacity(segment.parts.iter().map(|p| p.bytes.len()).sum());
-        for part in &segment.parts {
-            bytes.extend_from_slice(&part.bytes);
-        }
-        segment.bytes = Some(bytes.freeze());
+        segment.chunks = segment.parts.iter().map(|p| p.bytes.clone()).collect();
         self.longest_segment = self.longest_segment.max(segment.duration);
         self.trim();
     }
@@ -540,8 +537,8 @@ pub(crate) mod tests {
                 "{:?}",
                 segment.parts.iter().map(|p| p.duration).collect::<Vec<_>>()
             );
-            let whole: usize = segment.parts.iter().map(|p| p.bytes.len()).sum();
-            assert_eq!(segment.bytes.as_ref().unwrap().len(), whole);
+            let parts: Vec<&Bytes> = segment.parts.iter().map(|p| &p.bytes).collect();
+            assert_eq!(segment.chunks.iter().collect::<Vec<_>>(), parts);
         }
         assert_eq!(complete[0].msn, 100);
         assert_eq!(segmenter.current().unwrap().msn, 103);
@@ -575,7 +572,7 @@ pub(crate) mod tests {
         feed(&mut segmenter, wrap_ms - 5_000, 10);
         let mut times = Vec::new();
         for segment in segmenter.segments().iter().filter(|s| s.complete) {
-            times.extend(decode_times(segment.bytes.as_ref().unwrap(), 48_000.0));
+            times.extend(decode_times(&segment.chunks.concat(), 48_000.0));
         }
         assert!(times.len() > 10, "{} fragments", times.len());
         assert!(

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -86,7 +86,9 @@ fn parts_ahead(last: &super::segmenter::Segment, msn: u64, part: usize) -> u64 {
 }
 
 pub struct HlsStream {
-    segmenter: Mutex<Segmenter>,
+    /// Written by the stream's HLS task only, once per frame; read by every
+    /// request, which do not wait for each other.
+    segmenter: RwLock<Segmenter>,
     /// The playlist as last written: made once per part, not once per request.
     playlist: Mutex<Option<Bytes>>,
     /// Bumped whenever a part or segment is added, to wake waiting requests.
@@ -108,7 +110,7 @@ struct SeenViewers {
 impl HlsStream {
     fn new(settings: SegmenterSettings, first_msn: u64) -> Self {
         Self {
-            segmenter: Mutex::new(Segmenter::new(settings, first_msn)),
+            segmenter: RwLock::new(Segmenter::new(settings, first_msn)),
             playlist: Mutex::new(None),
             changes: watch::channel(0).0,
             discontinuities_dropped: Mutex::new(0),
@@ -116,33 +118,44 @@ impl HlsStream {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Segmenter> {
-        // The segmenter is left consistent between frames; a panic in one
-        // frame's handling does not make it unusable.
-        self.segmenter
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    // The segmenter is left consistent between frames; a panic in one
+    // frame's handling does not make it unusable.
+    fn read(&self) -> RwLockReadGuard<'_, Segmenter> {
+        self.segmenter.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Segmenter> {
+        self.segmenter.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Runs `f` on the segmenter and wakes waiting requests if it added a part.
     pub fn update(&self, f: impl FnOnce(&mut Segmenter)) {
-        let mut segmenter = self.lock();
-        let before = progress(&segmenter);
-        let dropped_before = discontinuities(&segmenter);
-        f(&mut segmenter);
-        if progress(&segmenter) != before {
-            let lost = dropped_before.saturating_sub(discontinuities(&segmenter));
+        let (changed, lost) = {
+            let mut segmenter = self.write();
+            let before = progress(&segmenter);
+            let dropped_before = discontinuities(&segmenter);
+            f(&mut segmenter);
+            (
+                progress(&segmenter) != before,
+                dropped_before.saturating_sub(discontinuities(&segmenter)),
+            )
+        };
+        if !changed {
+            return;
+        }
+        // Rendered once per part, under the read lock: requests for parts
+        // and segments go on meanwhile.
+        let text = {
+            let segmenter = self.read();
             let mut dropped = self
                 .discontinuities_dropped
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             *dropped += lost;
-            let text = playlist::render(&segmenter, *dropped).map(Bytes::from);
-            drop(dropped);
-            drop(segmenter);
-            *self.playlist.lock().unwrap_or_else(|p| p.into_inner()) = text;
-            self.changes.send_modify(|n| *n += 1);
-        }
+            playlist::render(&segmenter, *dropped).map(Bytes::from)
+        };
+        *self.playlist.lock().unwrap_or_else(|p| p.into_inner()) = text;
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// The current playlist, or `None` before the first complete segment.
@@ -154,34 +167,35 @@ impl HlsStream {
     }
 
     pub fn target_duration(&self) -> Duration {
-        Duration::from_secs(playlist::target_duration(&self.lock()))
+        Duration::from_secs(playlist::target_duration(&self.read()))
     }
 
     pub fn part_target(&self) -> Duration {
-        self.lock().settings().part_target
+        self.read().settings().part_target
     }
 
     pub fn init(&self, msn: u64) -> Option<Bytes> {
-        self.lock().init(msn).cloned()
+        self.read().init(msn).cloned()
     }
 
-    pub fn segment(&self, msn: u64) -> Option<Bytes> {
-        self.lock()
+    /// A complete segment's parts, to be sent back to back.
+    pub fn segment(&self, msn: u64) -> Option<Vec<Bytes>> {
+        self.read()
             .segments()
             .iter()
-            .find(|s| s.msn == msn)
-            .and_then(|s| s.bytes.clone())
+            .find(|s| s.msn == msn && s.complete)
+            .map(|s| s.chunks.clone())
     }
 
     pub fn part(&self, msn: u64, index: usize) -> Option<Bytes> {
-        let segmenter = self.lock();
+        let segmenter = self.read();
         let segment = segmenter.segments().iter().find(|s| s.msn == msn)?;
         segment.parts.get(index).map(|p| p.bytes.clone())
     }
 
     /// Whether segment `msn` (and part `part` of it, if given) exists.
     pub fn readiness(&self, msn: u64, part: Option<usize>) -> Readiness {
-        let segmenter = self.lock();
+        let segmenter = self.read();
         let segments = segmenter.segments();
         let next = segments
             .back()
@@ -298,7 +312,7 @@ mod tests {
     fn a_part_past_the_advance_part_limit_is_too_far() {
         let stream = stream_with(5);
         let written = {
-            let segmenter = stream.lock();
+            let segmenter = stream.read();
             let last = segmenter.segments().back().unwrap();
             assert!(!last.complete, "the test needs a segment being written");
             (last.msn, last.part_count)
@@ -323,7 +337,7 @@ mod tests {
     async fn waiting_ends_when_the_part_arrives() {
         let stream = Arc::new(stream_with(5));
         let next = {
-            let segmenter = stream.lock();
+            let segmenter = stream.read();
             let current = segmenter.current().unwrap();
             (current.msn, current.part_count)
         };

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderValue, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -158,7 +159,10 @@ async fn media_get(
     };
     let bytes = match parse_file(&file).ok_or_else(unknown)? {
         File::Init(msn) => stream.init(msn),
-        File::Segment(msn) => stream.segment(msn),
+        File::Segment(msn) => {
+            let chunks = stream.segment(msn).ok_or_else(missing)?;
+            return Ok(respond_chunks(chunks));
+        }
         File::Part(msn, index) => match stream.part(msn, index) {
             Some(bytes) => Some(bytes),
             // The part a preload hint names: hold the request until it exists.
@@ -176,7 +180,25 @@ async fn media_get(
     Ok(respond(bytes, "video/mp4", IMMUTABLE))
 }
 
+/// A segment: its parts sent one after the other, never joined into one
+/// buffer.
+fn respond_chunks(chunks: Vec<Bytes>) -> Response {
+    let length: usize = chunks.iter().map(Bytes::len).sum();
+    let body = Body::from_stream(futures_util::stream::iter(
+        chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    let mut response = respond_body(body, "video/mp4", IMMUTABLE);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    response
+}
+
 fn respond(body: Bytes, content_type: &'static str, cache: &'static str) -> Response {
+    respond_body(Body::from(body), content_type, cache)
+}
+
+fn respond_body(body: Body, content_type: &'static str, cache: &'static str) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

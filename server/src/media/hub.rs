@@ -22,12 +22,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use thiserror::Error;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::codec::{self, AudioParams, VideoParams};
 use super::frame::{Frame, Track};
 use super::stats::TrackRate;
-use super::timeline::{SessionClock, Timeline};
+use super::timeline::{ClockEvent, SessionClock, Timeline};
 
 /// How long B-frames are reported after the last one was seen.
 const BFRAMES_MEMORY_MS: u64 = 10_000;
@@ -404,7 +404,15 @@ impl Publisher {
     /// Puts a frame on the stream's timeline and hands it to every viewer.
     pub fn send(&mut self, incoming: IncomingFrame) {
         let mut state = self.stream.lock();
-        let dts = state.timeline.map(&mut self.clock, incoming.timestamp);
+        let dts = if incoming.config {
+            state.timeline.config_time(&self.clock)
+        } else {
+            let (dts, event) = state.timeline.map(&mut self.clock, incoming.timestamp);
+            if let Some(event) = event {
+                clock_event(&self.stream.name, event, incoming.timestamp, dts);
+            }
+            dts
+        };
         let frame = Frame {
             track: incoming.track,
             dts,
@@ -427,6 +435,23 @@ impl Publisher {
 
     pub fn set_metadata(&self, metadata: Metadata) {
         self.stream.lock().metadata = Some(metadata);
+    }
+}
+
+fn clock_event(stream: &str, event: ClockEvent, raw: u32, dts: u64) {
+    match event {
+        ClockEvent::Wrapped { bits } => info!(
+            stream,
+            "the publisher's clock wrapped at 2^{bits} ms (now {raw} ms); the stream's \
+             timeline runs on at {dts} ms and viewers notice nothing"
+        ),
+        ClockEvent::Jumped { by_ms } => warn!(
+            stream,
+            "the publisher's clock jumped {} by {:.1} s (now {raw} ms); the stream goes on \
+             from where it was, at {dts} ms: viewers see a gap of one frame",
+            if by_ms < 0 { "back" } else { "forward" },
+            by_ms.unsigned_abs() as f64 / 1000.0
+        ),
     }
 }
 

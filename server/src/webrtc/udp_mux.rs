@@ -32,7 +32,7 @@ use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -78,6 +78,8 @@ pub struct UdpMux {
     local: SocketAddr,
     limits: MuxLimits,
     routes: Mutex<Routes>,
+    /// Datagrams dropped on a full session queue since the start.
+    dropped: AtomicU64,
 }
 
 /// One session socket's place in the routes.
@@ -126,6 +128,7 @@ impl UdpMux {
             local,
             limits,
             routes: Mutex::default(),
+            dropped: AtomicU64::new(0),
         }))
     }
 
@@ -232,11 +235,13 @@ impl UdpMux {
             data: Bytes::copy_from_slice(datagram),
         });
         if let Err(mpsc::error::TrySendError::Full(_)) = sent {
+            let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             crate::limits::warn_every(
                 "webrtc_inbox_full",
                 format_args!(
                     "WebRTC: a session's inbound queue ({SESSION_QUEUE} datagrams) is full; \
-                     a datagram from {from} was dropped (the server is short of CPU)"
+                     a datagram from {from} was dropped, {dropped} since the start (the \
+                     server is short of CPU)"
                 ),
             );
         }
