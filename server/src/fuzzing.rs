@@ -9,8 +9,11 @@
 
 use crate::media::flv;
 
+/// A target: it gets one input and must return.
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name its `fuzz/fuzz_targets/NAME.rs` has.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("rtmp_session", rtmp_session),
     ("amf0_values", amf0_values),
     ("flv_tags", flv_tags),

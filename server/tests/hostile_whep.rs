@@ -382,11 +382,9 @@ fn garbage_and_oversized_offers_get_a_4xx_with_a_reason() {
         }
     }
     // A 2 MB body, declared: refused before it is read.
-    let head = format!(
-        "POST /whep/tree HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n\
-         Content-Length: 2000000\r\nConnection: close\r\n\r\n"
-    );
-    let declared = request(from, server.http, &head, Vec::new());
+    let head = "POST /whep/tree HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n\
+         Content-Length: 2000000\r\nConnection: close\r\n\r\n";
+    let declared = request(from, server.http, head, Vec::new());
     assert_eq!(declared.status, 413, "{}", declared.body);
     // And chunked, with no length: refused once the limit is read.
     let head = "POST /whep/tree HTTP/1.1\r\nHost: x\r\nContent-Type: application/sdp\r\n\

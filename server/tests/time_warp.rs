@@ -3,17 +3,16 @@
 //! them. OBS and ffmpeg write their RTMP timestamps in 31 bits, so their
 //! clock wraps after 2^31 ms (24.9 days); HLS video's 90 kHz clock passes
 //! 2^32 units after 13.25 hours, and so does WebRTC's (which wraps by
-//! design). A publisher that stops sending keyframes is here too.
+//! design).
 
 mod common;
 #[path = "common/whep_viewer.rs"]
 mod whep_viewer;
 
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server, run, wait_for};
+use common::{Publisher, Server, packet_times, wait_for};
 
 /// 2^31 ms, where the publisher's clock wraps.
 const RTMP_WRAP_S: f64 = 2_147_483.648;
@@ -26,39 +25,6 @@ const FRAME_S: f64 = 1.0 / 30.0;
 
 /// A small picture keeps three encoders cheap beside everything else.
 const SMALL: [&str; 2] = ["-s", "640x360"];
-
-/// Every packet's presentation time ffprobe read from `url` in `seconds`,
-/// video and audio apart, in the order read.
-fn packet_times(url: &str, seconds: u32) -> (Vec<f64>, Vec<f64>) {
-    let (ok, out, err) = run(
-        Command::new("ffprobe")
-            .args(["-v", "error", "-rw_timeout", "10000000"])
-            .args(["-read_intervals", &format!("%+{seconds}")])
-            .args([
-                "-show_entries",
-                "packet=codec_type,pts_time",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(url),
-        Duration::from_secs(u64::from(seconds) + 30),
-    );
-    assert!(ok && err.trim().is_empty(), "ffprobe of {url}: {err}");
-    let (mut video, mut audio) = (Vec::new(), Vec::new());
-    for line in out.lines() {
-        let mut fields = line.split(',');
-        let (Some(kind), Some(Ok(pts))) = (fields.next(), fields.next().map(str::parse::<f64>))
-        else {
-            continue;
-        };
-        match kind {
-            "video" => video.push(pts),
-            "audio" => audio.push(pts),
-            _ => {}
-        }
-    }
-    (video, audio)
-}
 
 /// What a player needs across `crossing`: both tracks read on both sides of
 /// it, each rising in small steps, and every video frame with audio within
@@ -108,32 +74,6 @@ fn assert_plays_through(what: &str, (video, audio): &(Vec<f64>, Vec<f64>), cross
         worst * 1000.0
     );
     assert!(worst <= FRAME_S, "{what}: audio {worst} s from video");
-}
-
-/// A playlist a player can follow: hls_m3u8 reads it up to its last complete
-/// segment (it knows no LL-HLS, so the segment being written, parts without
-/// a segment URI yet, is beyond it), every part has a URI, and it ends with
-/// the preload hint.
-fn assert_valid(text: &str) {
-    let complete = text
-        .rfind(".m4s\n")
-        .map(|at| &text[..at + 5])
-        .unwrap_or_else(|| panic!("no segment in the playlist:\n{text}"));
-    hls_m3u8::MediaPlaylist::try_from(complete)
-        .unwrap_or_else(|err| panic!("an invalid playlist ({err}):\n{text}"));
-    assert!(
-        text.lines()
-            .filter(|l| l.starts_with("#EXT-X-PART:"))
-            .all(|l| l.contains("URI=\"part")),
-        "a part without its URI:\n{text}"
-    );
-    assert!(
-        text.trim_end()
-            .lines()
-            .last()
-            .is_some_and(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")),
-        "no preload hint at the end:\n{text}"
-    );
 }
 
 /// ffmpeg publishing with its clock at `start_s`, and the server's HLS,
@@ -204,98 +144,4 @@ fn a_publisher_clock_wrapping_at_2_31_ms_plays_through_on_every_path() {
 #[test]
 fn stream_time_past_2_32_units_of_90_khz_plays_through_on_every_path() {
     watch_across(VIDEO_WRAP_S - LEAD_S, VIDEO_WRAP_S);
-}
-
-#[test]
-fn a_minute_without_keyframes_keeps_the_playlist_valid_and_memory_bounded() {
-    let server = Server::start(&[]);
-    // A keyframe at the start, then none for a minute, then every 2 s.
-    let keyframes = (0..)
-        .map(|i| if i == 0 { 0 } else { 62 + 2 * i })
-        .take(10)
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut options = vec![
-        "-g",
-        "100000",
-        "-sc_threshold",
-        "0",
-        "-force_key_frames",
-        &keyframes,
-    ];
-    options.extend(SMALL);
-    let _publisher = Publisher::start_with(&server.publish_url(), &options);
-    server.wait_live(true);
-    let started = Instant::now();
-    let playlist = || {
-        let (status, text) = server.get("/hls/tree/index.m3u8");
-        assert_eq!(status, 200, "{text}");
-        assert_valid(&text);
-        text
-    };
-    wait_for(Duration::from_secs(20), "the first segment", || {
-        let (status, text) = server.get("/hls/tree/index.m3u8");
-        (status == 200 && text.contains("#EXTINF:")).then_some(())
-    });
-    let mut rss = Vec::new();
-    let mut last = String::new();
-    while started.elapsed() < Duration::from_secs(60) {
-        last = playlist();
-        rss.push(server.rss_kib());
-        thread::sleep(Duration::from_secs(1));
-    }
-    let logs = server.logs().join("\n");
-    assert!(
-        logs.contains("HLS: no keyframe for 12 s; the segment is closed"),
-        "the server says what happened:\n{logs}"
-    );
-    let durations: Vec<f64> = last
-        .lines()
-        .filter_map(|l| l.strip_prefix("#EXTINF:"))
-        .filter_map(|l| l.trim_end_matches(',').parse().ok())
-        .collect();
-    assert!(
-        durations.iter().all(|d| *d <= 12.0),
-        "segments of at most 12 s: {durations:?}"
-    );
-    // Memory: what the first 20 s made, and no more.
-    let settled = rss[rss.len().min(20) - 1];
-    let highest = *rss.iter().max().unwrap();
-    println!(
-        "RSS {} KiB after 20 s, at most {highest} KiB over the minute",
-        settled
-    );
-    assert!(
-        highest < settled + 16 * 1024,
-        "RSS rose from {settled} to {highest} KiB"
-    );
-    // Keyframes again: new segments, and a player decodes them.
-    let last_msn = |text: &str| {
-        let first: u64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:"))
-            .and_then(|n| n.trim().parse().ok())
-            .expect("a media sequence");
-        first + text.matches("#EXTINF:").count() as u64
-    };
-    let before = last_msn(&last);
-    wait_for(
-        Duration::from_secs(30),
-        "two segments after the keyframes came back",
-        || (last_msn(&playlist()) >= before + 2).then_some(()),
-    );
-    assert!(
-        server
-            .logs()
-            .join("\n")
-            .contains("HLS: a keyframe again after"),
-        "the server says HLS is back"
-    );
-    let (video, _) = packet_times(&format!("http://{}/hls/tree/index.m3u8", server.http), 4);
-    assert!(
-        video.len() > 60,
-        "{} video packets after the keyframes",
-        video.len()
-    );
 }

@@ -671,7 +671,7 @@ pub(crate) mod tests {
         bits.push('0'); // frame_cropping_flag
         bits.push('0'); // vui_parameters_present_flag
         bits.push('1'); // rbsp_stop_one_bit
-        while bits.len() % 8 != 0 {
+        while !bits.len().is_multiple_of(8) {
             bits.push('0');
         }
         let mut sps = vec![0x67, 66, 0xc0, level_idc];
@@ -752,7 +752,7 @@ pub(crate) mod tests {
     /// between fields), padded with zeros to whole bytes.
     fn asc(fields: &str) -> Vec<u8> {
         let mut bits: String = fields.chars().filter(|c| !c.is_whitespace()).collect();
-        while bits.len() % 8 != 0 {
+        while !bits.len().is_multiple_of(8) {
             bits.push('0');
         }
         bits.as_bytes()

@@ -24,6 +24,7 @@ use thiserror::Error;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tracing::{info, warn};
 
+use super::changes;
 use super::codec::{self, AudioParams, VideoParams};
 use super::frame::{Frame, Track};
 use super::stats::TrackRate;
@@ -153,6 +154,10 @@ struct StreamState {
     audio_params: Option<AudioParams>,
     last_bframe_dts: Option<u64>,
     last_dts: u64,
+    /// The last configuration any publisher sent, kept across publishers to
+    /// tell what a new one changed.
+    previous_video: Option<VideoParams>,
+    previous_audio: Option<AudioParams>,
 }
 
 impl StreamHub {
@@ -202,6 +207,7 @@ impl StreamHub {
             stream: Arc::clone(stream),
             id,
             clock: SessionClock::default(),
+            tracks: TracksSeen::default(),
         })
     }
 
@@ -372,6 +378,22 @@ impl StreamState {
         self.gop.push(frame.clone());
     }
 
+    /// What the configuration just recorded changed from the last one.
+    fn config_change(&mut self, track: Track) -> Option<String> {
+        match track {
+            Track::Video => {
+                let new = self.video_params.clone()?;
+                let old = self.previous_video.replace(new.clone())?;
+                changes::video_changed(&old, &new)
+            }
+            Track::Audio => {
+                let new = self.audio_params?;
+                let old = self.previous_audio.replace(new)?;
+                changes::audio_changed(&old, &new)
+            }
+        }
+    }
+
     fn end_publishing(&mut self) {
         self.publisher = None;
         self.since = None;
@@ -394,6 +416,34 @@ pub struct Publisher {
     stream: Arc<Stream>,
     id: u64,
     clock: SessionClock,
+    tracks: TracksSeen,
+}
+
+/// Which tracks a publisher has sent media on, to tell a stream that has
+/// only one once it has settled.
+#[derive(Default)]
+struct TracksSeen {
+    first_dts: Option<u64>,
+    video: bool,
+    audio: bool,
+    told: bool,
+}
+
+impl TracksSeen {
+    /// The log line once the first [`changes::TRACKS_SETTLE_MS`] of media
+    /// lack a track; then nothing.
+    fn saw(&mut self, track: Track, dts: u64) -> Option<&'static str> {
+        match track {
+            Track::Video => self.video = true,
+            Track::Audio => self.audio = true,
+        }
+        let first = *self.first_dts.get_or_insert(dts);
+        if self.told || dts.saturating_sub(first) < changes::TRACKS_SETTLE_MS {
+            return None;
+        }
+        self.told = true;
+        changes::missing_track(self.video, self.audio)
+    }
 }
 
 impl Publisher {
@@ -423,6 +473,14 @@ impl Publisher {
         };
         let had_bframes = state.last_bframe_dts.is_some();
         state.record(&frame, &self.stream.settings);
+        let note = if frame.config {
+            state.config_change(frame.track)
+        } else {
+            self.tracks.saw(frame.track, frame.dts).map(str::to_string)
+        };
+        if let Some(note) = note {
+            warn!(stream = %self.stream.name, "{note}");
+        }
         if !had_bframes && state.last_bframe_dts.is_some() {
             warn!(
                 stream = %self.stream.name,

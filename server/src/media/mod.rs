@@ -4,6 +4,7 @@
 //! (`crate::rtmp`, later HLS and WebRTC) feed frames in and take them out, and pass
 //! the time in where it matters.
 
+pub mod changes;
 pub mod codec;
 pub mod flv;
 pub mod frame;

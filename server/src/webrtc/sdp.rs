@@ -307,7 +307,7 @@ fn attribute<'a>(line: &'a str, prefix: &str) -> Option<(u8, &'a str)> {
 pub fn choose_h264(offered: &[OfferedH264], stream: &VideoParams) -> Result<H264Answer, SdpError> {
     let usable: Vec<(u8, Fmtp)> = offered
         .iter()
-        .map(|offer| (offer.payload_type, Fmtp::parse(&offer.fmtp)))
+        .map(|offer| (offer.payload_type, Fmtp::parse(offer.fmtp)))
         .filter(|(_, fmtp)| fmtp.packetization_mode == Some(1))
         .collect();
     if usable.is_empty() {
@@ -563,7 +563,7 @@ fn describe_offer(offered: &[OfferedH264]) -> String {
     }
     let mut parts: Vec<String> = Vec::new();
     for offer in offered {
-        let fmtp = Fmtp::parse(&offer.fmtp);
+        let fmtp = Fmtp::parse(offer.fmtp);
         let part = format!(
             "{} in packetization-mode {}",
             fmtp.profile_level_id

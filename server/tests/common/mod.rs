@@ -394,3 +394,62 @@ pub fn probe_three_seconds(url: &str, entries: &[&str]) -> (serde_json::Value, S
     assert!(ok && err.trim().is_empty(), "ffprobe of {url}: {err}");
     (serde_json::from_str(&out).unwrap(), out)
 }
+
+/// Every packet's presentation time ffprobe read from `url` in `seconds`,
+/// video and audio apart, in the order read.
+pub fn packet_times(url: &str, seconds: u32) -> (Vec<f64>, Vec<f64>) {
+    let (ok, out, err) = run(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-rw_timeout", "10000000"])
+            .args(["-read_intervals", &format!("%+{seconds}")])
+            .args([
+                "-show_entries",
+                "packet=codec_type,pts_time",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(url),
+        Duration::from_secs(u64::from(seconds) + 30),
+    );
+    assert!(ok && err.trim().is_empty(), "ffprobe of {url}: {err}");
+    let (mut video, mut audio) = (Vec::new(), Vec::new());
+    for line in out.lines() {
+        let mut fields = line.split(',');
+        let (Some(kind), Some(Ok(pts))) = (fields.next(), fields.next().map(str::parse::<f64>))
+        else {
+            continue;
+        };
+        match kind {
+            "video" => video.push(pts),
+            "audio" => audio.push(pts),
+            _ => {}
+        }
+    }
+    (video, audio)
+}
+
+/// A playlist a player can follow: hls_m3u8 reads it up to its last complete
+/// segment (it knows no LL-HLS, so the segment being written, parts without
+/// a segment URI yet, is beyond it), every part has a URI, and it ends with
+/// the preload hint.
+pub fn assert_valid_playlist(text: &str) {
+    let complete = text
+        .rfind(".m4s\n")
+        .map(|at| &text[..at + 5])
+        .unwrap_or_else(|| panic!("no segment in the playlist:\n{text}"));
+    hls_m3u8::MediaPlaylist::try_from(complete)
+        .unwrap_or_else(|err| panic!("an invalid playlist ({err}):\n{text}"));
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("#EXT-X-PART:"))
+            .all(|l| l.contains("URI=\"part")),
+        "a part without its URI:\n{text}"
+    );
+    assert!(
+        text.trim_end()
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("#EXT-X-PRELOAD-HINT:")),
+        "no preload hint at the end:\n{text}"
+    );
+}
