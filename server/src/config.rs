@@ -221,6 +221,10 @@ pub struct ServeArgs {
     /// The relay guard's window [default: 60]
     #[arg(long, env = "TINSEL_RELAY_GUARD_WINDOW_S", value_name = "SECONDS")]
     pub relay_guard_window_s: Option<u64>,
+    /// Lights audit entries kept; older ones are deleted as new ones come
+    /// [default: 10000]
+    #[arg(long, env = "TINSEL_AUDIT_KEEP", value_name = "ENTRIES")]
+    pub audit_keep: Option<u32>,
     /// The X API bearer token for the tweet poller; only from the environment
     /// or the file, never a flag, so it stays out of process listings
     #[arg(skip = std::env::var("TINSEL_TWITTER_BEARER_TOKEN").ok().map(Secret::new))]
@@ -284,6 +288,7 @@ pub struct RawConfig {
     pub lights_poll_s: Option<u64>,
     pub relay_guard_switches: Option<u32>,
     pub relay_guard_window_s: Option<u64>,
+    pub audit_keep: Option<u32>,
     #[serde(default, rename = "pdu")]
     pub pdus: Vec<RawPdu>,
     #[serde(default, rename = "outlet")]
@@ -548,6 +553,7 @@ impl Config {
             poll_s: args.lights_poll_s.or(raw.lights_poll_s),
             guard_switches: args.relay_guard_switches.or(raw.relay_guard_switches),
             guard_window_s: args.relay_guard_window_s.or(raw.relay_guard_window_s),
+            audit_keep: args.audit_keep.or(raw.audit_keep),
             pdus: raw.pdus,
             outlets: raw.outlets,
         })?;

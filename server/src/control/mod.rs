@@ -209,7 +209,7 @@ impl Lights {
         token: CancellationToken,
         clock: Clock,
     ) -> Self {
-        let store = Store::new(db);
+        let store = Store::new(db, config.audit_keep);
         let initial: Vec<OutletState> = config
             .outlets
             .iter()

@@ -33,6 +33,11 @@ pub const MAX_POLL_S: u64 = 86_400;
 /// memory per outlet (1.6 MB at most).
 pub const MAX_GUARD_SWITCHES: u32 = 100_000;
 pub const MAX_GUARD_WINDOW_S: u64 = 86_400;
+/// Audit entries kept: a season of evenings with a busy tweet feed.
+pub const DEFAULT_AUDIT_KEEP: u32 = 10_000;
+/// Fewer would not show one evening; more would make the table a burden.
+const MIN_AUDIT_KEEP: u64 = 100;
+const MAX_AUDIT_KEEP: u64 = 1_000_000;
 pub const MAX_SNMP_TIMEOUT_MS: u64 = 60_000;
 pub const MAX_SNMP_RETRIES: u32 = 10;
 
@@ -118,6 +123,7 @@ pub struct RawLights {
     pub poll_s: Option<u64>,
     pub guard_switches: Option<u32>,
     pub guard_window_s: Option<u64>,
+    pub audit_keep: Option<u32>,
     pub pdus: Vec<RawPdu>,
     pub outlets: Vec<RawOutlet>,
 }
@@ -175,6 +181,8 @@ pub struct LightsConfig {
     /// How often each PDU is read back, so the state shown is the hardware's.
     pub poll: Duration,
     pub guard: GuardSettings,
+    /// Audit entries kept: the newest, whatever their age.
+    pub audit_keep: u32,
 }
 
 impl LightsConfig {
@@ -199,6 +207,9 @@ impl LightsConfig {
         let window_s = raw.guard_window_s.unwrap_or(DEFAULT_GUARD_WINDOW_S);
         at_least("relay_guard_window_s", window_s, 1)?;
         at_most("relay_guard_window_s", window_s, MAX_GUARD_WINDOW_S)?;
+        let audit_keep = raw.audit_keep.unwrap_or(DEFAULT_AUDIT_KEEP);
+        at_least("audit_keep", u64::from(audit_keep), MIN_AUDIT_KEEP)?;
+        at_most("audit_keep", u64::from(audit_keep), MAX_AUDIT_KEEP)?;
 
         let (pdus, outlets) = if raw.pdus.is_empty() && raw.outlets.is_empty() {
             simulated_default()
@@ -269,6 +280,7 @@ impl LightsConfig {
                 max_switches: switches,
                 window: Duration::from_secs(window_s),
             },
+            audit_keep,
         })
     }
 }

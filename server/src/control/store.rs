@@ -8,17 +8,16 @@ use sqlx::Row;
 use crate::control::{AuditEntry, Schedule};
 use crate::db::Db;
 
-/// Audit entries kept; older ones are dropped as new ones come.
-const AUDIT_KEEP: i64 = 10_000;
-
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    audit_keep: u32,
 }
 
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    /// `audit_keep`: how many audit entries are kept (`audit_keep`).
+    pub fn new(db: Db, audit_keep: u32) -> Self {
+        Self { db, audit_keep }
     }
 
     /// # Errors
@@ -36,7 +35,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM light_audit WHERE id <= (SELECT MAX(id) FROM light_audit) - ?")
-            .bind(AUDIT_KEEP)
+            .bind(i64::from(self.audit_keep))
             .execute(&mut *tx)
             .await?;
         tx.commit().await
@@ -138,5 +137,30 @@ impl Store {
         .execute(self.db.pool())
         .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_audit_keeps_the_newest_entries_it_is_told_to() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(Db::open(dir.path()).await.unwrap(), 100);
+        for i in 0..150 {
+            let entry = AuditEntry {
+                at: format!("2026-12-01T18:{:02}:{:02}Z", i / 60, i % 60),
+                source: "schedule".into(),
+                outlet: "tree".into(),
+                action: format!("on #{i}"),
+                result: "ok".into(),
+            };
+            store.add_audit(&entry).await.unwrap();
+        }
+        let kept = store.audit(1000).await.unwrap();
+        assert_eq!(kept.len(), 100);
+        assert_eq!(kept[0].action, "on #149");
+        assert_eq!(kept[99].action, "on #50");
     }
 }
