@@ -39,6 +39,24 @@ pub struct VideoStatus {
     /// B-frames in the stream: WebRTC players cannot show it (set Max B-frames
     /// to 0 in OBS).
     pub bframes: bool,
+    /// Seconds of stream time since the last keyframe: past the HLS segment
+    /// limit (12 s by default) the web picture waits for the next one.
+    #[serde(default)]
+    pub keyframe_age_s: Option<f64>,
+}
+
+/// Past this many seconds without a keyframe, the web picture is waiting.
+const KEYFRAME_WAIT_S: f64 = 10.0;
+
+/// What the watch page and the admin panel say when the camera has sent no
+/// keyframe for a while.
+pub fn keyframe_warning(age_s: Option<f64>) -> Option<String> {
+    age_s.filter(|age| *age > KEYFRAME_WAIT_S).map(|age| {
+        format!(
+            "No keyframe from the camera for {age:.0} s: the picture in browsers resumes at \
+             the next one. Set the keyframe interval to 2 s in OBS."
+        )
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,4 +165,29 @@ pub async fn streams() -> Result<Vec<StreamStatus>, String> {
 #[cfg(not(feature = "hydrate"))]
 pub async fn site() -> Result<SiteInfo, String> {
     Err("site settings are fetched in the browser".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_keyframe_long_awaited_is_told_and_a_recent_one_is_not() {
+        assert_eq!(keyframe_warning(None), None);
+        assert_eq!(keyframe_warning(Some(1.9)), None);
+        let text = keyframe_warning(Some(31.4)).unwrap();
+        assert!(
+            text.starts_with("No keyframe from the camera for 31 s"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_status_without_the_keyframe_age_still_reads() {
+        let video: VideoStatus = serde_json::from_str(
+            r#"{"codec":"H.264","profile":"High","width":1280,"height":720,"fps":30.0,"kbps":2500.0,"bframes":false}"#,
+        )
+        .unwrap();
+        assert_eq!(video.keyframe_age_s, None);
+    }
 }

@@ -227,6 +227,12 @@ fn a_minute_without_keyframes_keeps_the_playlist_valid_and_memory_bounded() {
         rss.push(server.rss_kib());
         thread::sleep(Duration::from_secs(1));
     }
+    // /api/streams, and the watch page and the admin panel from it, say so.
+    let age = server.tree_status()["video"]["keyframe_age_s"].as_f64();
+    assert!(
+        age.is_some_and(|a| a > 40.0),
+        "keyframe_age_s {age:?} after a minute"
+    );
     let logs = server.logs().join("\n");
     assert!(
         logs.contains("HLS: no keyframe for 12 s; the segment is closed"),
@@ -266,6 +272,11 @@ fn a_minute_without_keyframes_keeps_the_playlist_valid_and_memory_bounded() {
         Duration::from_secs(30),
         "two segments after the keyframes came back",
         || (last_msn(&playlist()) >= before + 2).then_some(()),
+    );
+    let age = server.tree_status()["video"]["keyframe_age_s"].as_f64();
+    assert!(
+        age.is_some_and(|a| a < 3.0),
+        "keyframe_age_s {age:?} with keyframes again"
     );
     assert!(
         server

@@ -37,6 +37,7 @@ fn StreamHealth(stream: StreamStatus) -> impl IntoView {
             {v.bframes.then(|| view! {
                 <li class="warning">"B-frames in the stream: browsers cannot play it over WebRTC. Set Max B-frames to 0 in OBS."</li>
             })}
+            {crate::api::keyframe_warning(v.keyframe_age_s).map(|text| view! { <li class="warning">{text}</li> })}
         }
     });
     let audio = stream.audio.map(|a| {

@@ -58,6 +58,7 @@ fn to_status(
         fps: round(snapshot.fps),
         kbps: round(snapshot.video_kbps),
         bframes: snapshot.bframes,
+        keyframe_age_s: round(snapshot.keyframe_age.map(|age| age.as_secs_f64())),
     });
     let audio = snapshot.audio.map(|params| AudioStatus {
         codec: "AAC".to_string(),

@@ -117,6 +117,8 @@ pub struct StreamSnapshot {
     /// viewers share one consumer per stream and are counted by their outputs.
     pub players: usize,
     pub uptime: Option<Duration>,
+    /// Stream time since the last video keyframe.
+    pub keyframe_age: Option<Duration>,
 }
 
 /// Cheap to clone: every clone is a handle on the same streams.
@@ -154,6 +156,7 @@ struct StreamState {
     audio_params: Option<AudioParams>,
     last_bframe_dts: Option<u64>,
     last_dts: u64,
+    last_keyframe_dts: Option<u64>,
     /// The last configuration any publisher sent, kept across publishers to
     /// tell what a new one changed.
     previous_video: Option<VideoParams>,
@@ -279,6 +282,10 @@ impl StreamHub {
                 .since
                 .filter(|_| live)
                 .map(|since| now.saturating_duration_since(since)),
+            keyframe_age: state
+                .last_keyframe_dts
+                .filter(|_| live)
+                .map(|at| Duration::from_millis(state.last_dts.saturating_sub(at))),
         })
     }
 
@@ -359,6 +366,7 @@ impl StreamState {
             Track::Audio => self.audio_rate.record(frame.dts, frame.len()),
         }
         if frame.is_video_keyframe() {
+            self.last_keyframe_dts = Some(frame.dts);
             self.gop.clear();
             self.gop_bytes = 0;
             self.gop_overflow = false;
@@ -407,6 +415,7 @@ impl StreamState {
         self.video_params = None;
         self.audio_params = None;
         self.last_bframe_dts = None;
+        self.last_keyframe_dts = None;
     }
 }
 
