@@ -3,19 +3,25 @@
 //! them. OBS and ffmpeg write their RTMP timestamps in 31 bits, so their
 //! clock wraps after 2^31 ms (24.9 days); HLS video's 90 kHz clock passes
 //! 2^32 units after 13.25 hours, and so does WebRTC's (which wraps by
-//! design).
+//! design). An encoder that uses all 32 bits of RTMP's timestamps, starting
+//! near the top, is ffmpeg's RTMP client sending an FLV clip whose times were
+//! moved there.
 
 mod common;
 #[path = "common/whep_viewer.rs"]
 mod whep_viewer;
 
+use std::any::Any;
+use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Publisher, Server, packet_times, wait_for};
+use common::{Publisher, Server, packet_times, run, wait_for};
 
-/// 2^31 ms, where the publisher's clock wraps.
+/// 2^31 ms, where OBS and ffmpeg's clock wraps.
 const RTMP_WRAP_S: f64 = 2_147_483.648;
+/// 2^32 ms, where RTMP's own timestamps wrap.
+const RTMP_WRAP_32_S: f64 = 4_294_967.296;
 /// 2^32 units of 90 kHz.
 const VIDEO_WRAP_S: f64 = 4_294_967_296.0 / 90_000.0;
 /// How far before a wrap the publisher's clock starts.
@@ -76,15 +82,98 @@ fn assert_plays_through(what: &str, (video, audio): &(Vec<f64>, Vec<f64>), cross
     assert!(worst <= FRAME_S, "{what}: audio {worst} s from video");
 }
 
-/// ffmpeg publishing with its clock at `start_s`, and the server's HLS,
-/// RTMP and WebRTC viewers watching it cross `crossing` seconds of stream
-/// time.
-fn watch_across(start_s: f64, crossing: f64) -> Server {
+/// ffmpeg publishing with its clock at `start_s`.
+fn ffmpeg_from(start_s: f64) -> impl Fn(&Server) -> Box<dyn Any> {
+    move |server| {
+        let offset = format!("{start_s:.3}");
+        let mut options = vec!["-output_ts_offset", &offset];
+        options.extend(SMALL);
+        Box::new(Publisher::start_with(&server.publish_url(), &options))
+    }
+}
+
+/// ffmpeg's RTMP client publishing an FLV clip of its own making whose
+/// timestamps were moved by `shift_ms` (tests/data/flv_retime.py), which
+/// ffmpeg's FLV muxer could not write: it keeps 31 bits.
+struct RetimedFlv {
+    pacer: Child,
+    ffmpeg: Child,
+}
+
+impl RetimedFlv {
+    fn start(url: &str, shift_ms: u64) -> Self {
+        let dir = common::temp_dir("flv");
+        let clip = dir.join("clip.flv");
+        let (ok, _, err) = run(
+            Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
+                .args(["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30"])
+                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+                .args([
+                    "-t",
+                    "30",
+                    "-c:v",
+                    "libx264",
+                    "-preset",
+                    "ultrafast",
+                    "-tune",
+                    "zerolatency",
+                ])
+                .args([
+                    "-g", "60", "-bf", "0", "-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv",
+                ])
+                .arg(&clip),
+            Duration::from_secs(60),
+        );
+        assert!(ok, "ffmpeg made no clip: {err}");
+        let mut pacer = Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/flv_retime.py"
+            ))
+            .arg(&clip)
+            .arg(shift_ms.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python3");
+        let ffmpeg = Command::new("ffmpeg")
+            .args([
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-f",
+                "data",
+                "-i",
+                "pipe:0",
+            ])
+            .args(["-map", "0", "-c", "copy", "-f", "data", url])
+            .stdin(pacer.stdout.take().unwrap())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start ffmpeg");
+        Self { pacer, ffmpeg }
+    }
+}
+
+impl Drop for RetimedFlv {
+    fn drop(&mut self) {
+        for child in [&mut self.pacer, &mut self.ffmpeg] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A publisher started by `publish` (it stops when dropped), and the server's
+/// HLS, RTMP and WebRTC viewers watching it cross `crossing` seconds of
+/// stream time; `rtmp_crossing` is where an RTMP player sees it, if not there.
+fn watch_across(
+    publish: impl Fn(&Server) -> Box<dyn Any>,
+    crossing: f64,
+    rtmp_crossing: Option<f64>,
+) -> Server {
     let server = Server::start(&["--webrtc-ip", "127.0.0.1"]);
-    let offset = format!("{start_s:.3}");
-    let mut options = vec!["-output_ts_offset", &offset];
-    options.extend(SMALL);
-    let _publisher = Publisher::start_with(&server.publish_url(), &options);
+    let _publisher = publish(&server);
     server.wait_live(true);
     let published = Instant::now();
     // WHEP answers, and HLS lists, once the first keyframe is in.
@@ -112,7 +201,7 @@ fn watch_across(start_s: f64, crossing: f64) -> Server {
         (hls.join().unwrap(), rtmp.join().unwrap())
     });
     assert_plays_through("HLS", &hls, crossing);
-    assert_plays_through("RTMP", &rtmp, crossing);
+    assert_plays_through("RTMP", &rtmp, rtmp_crossing.unwrap_or(crossing));
     // WebRTC: frames kept coming until now, past the crossing.
     let frames = viewer.frames();
     assert!(
@@ -132,7 +221,7 @@ fn watch_across(start_s: f64, crossing: f64) -> Server {
 
 #[test]
 fn a_publisher_clock_wrapping_at_2_31_ms_plays_through_on_every_path() {
-    let server = watch_across(RTMP_WRAP_S - LEAD_S, RTMP_WRAP_S);
+    let server = watch_across(ffmpeg_from(RTMP_WRAP_S - LEAD_S), RTMP_WRAP_S, None);
     let logs = server.logs().join("\n");
     assert!(
         logs.contains("the publisher's clock wrapped at 2^31 ms"),
@@ -143,5 +232,28 @@ fn a_publisher_clock_wrapping_at_2_31_ms_plays_through_on_every_path() {
 
 #[test]
 fn stream_time_past_2_32_units_of_90_khz_plays_through_on_every_path() {
-    watch_across(VIDEO_WRAP_S - LEAD_S, VIDEO_WRAP_S);
+    watch_across(ffmpeg_from(VIDEO_WRAP_S - LEAD_S), VIDEO_WRAP_S, None);
+}
+
+#[test]
+fn a_publisher_clock_starting_just_before_2_32_ms_plays_through_on_every_path() {
+    let lead_ms = (LEAD_S * 1000.0) as u64;
+    let server = watch_across(
+        |server| {
+            Box::new(RetimedFlv::start(
+                &server.publish_url(),
+                (1 << 32) - lead_ms,
+            ))
+        },
+        RTMP_WRAP_32_S,
+        // RTMP's timestamps wrap here by the protocol; ffmpeg's player
+        // follows the wrap and counts the time before it as negative.
+        Some(0.0),
+    );
+    let logs = server.logs().join("\n");
+    assert!(
+        logs.contains("the publisher's clock wrapped at 2^32 ms"),
+        "the wrap is logged:\n{logs}"
+    );
+    assert!(!logs.contains("jumped"), "a wrap is no jump:\n{logs}");
 }
