@@ -200,16 +200,16 @@ fn summary(latencies: &mut [Duration]) -> (Duration, Duration, Duration, usize) 
 }
 
 /// What a visitor notices while an attack goes on: nearly every request
-/// fast, and none held for long. On two shared cores one request in a
-/// hundred may wait on the scheduler; a site the attack holds takes seconds
-/// for most.
+/// fast, and none held for long. On two shared cores a request now and then
+/// waits a second or two on the scheduler or a SYN retransmit; a site the
+/// attack holds keeps most requests until the attack ends (30 s).
 fn assert_fast(
     path: &str,
     (p50, p95, max, n): (Duration, Duration, Duration, usize),
     p95_limit: Duration,
 ) {
     assert!(
-        p95 < p95_limit && max < Duration::from_secs(2),
+        p95 < p95_limit && max < Duration::from_secs(5),
         "{path}: p50 {p50:?}, p95 {p95:?}, max {max:?} over {n} requests"
     );
 }
