@@ -84,6 +84,10 @@ pub struct OutletState {
     pub simulated: bool,
     /// Why the last command or poll failed, if it did.
     pub error: Option<String>,
+    /// Powers something that must stay up: it never flashes, and tweets
+    /// never switch it (`[[outlet]] protected = true`).
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// One action on the lights, as the audit log keeps it.
@@ -95,8 +99,16 @@ pub struct AuditEntry {
     pub source: String,
     pub outlet: String,
     pub action: String,
-    /// `ok: on`, `ok: off`, or the error.
+    /// What the PDU did, as read back: `switched on (was off)`, `already on`,
+    /// `flashed off for 5 s (read back: off)`, or why it failed.
     pub result: String,
+    /// Whether it did what was asked.
+    #[serde(default = "yes")]
+    pub ok: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An outlet's daily schedule, in the server's time zone: `HH:MM` or `HH:MM:SS`.

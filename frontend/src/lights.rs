@@ -59,22 +59,32 @@ fn Bulb(outlet: OutletState) -> AnyView {
 }
 
 /// One audit entry as a line for visitors: "@ana switched tree-lights on",
-/// "@elf lit the tree". `None` for bookkeeping visitors need not see (the end
-/// of a flash).
+/// "@elf made the tree blink". `None` for bookkeeping visitors need not see
+/// (the end of a flash that went well, a schedule saved).
 pub fn describe(entry: &AuditEntry) -> Option<String> {
     let action = entry.action.as_str();
+    let outlet = &entry.outlet;
     if action == "flash end" {
+        return (!entry.ok).then(|| format!("{outlet} did not go back after its flash"));
+    }
+    if action.starts_with("schedule") {
         return None;
     }
-    let failed = !entry.result.starts_with("ok");
+    let failed = !entry.ok;
     // A tweet's action names its author: "flash 5 s for @name".
-    if let Some((_, author)) = action.split_once(" for @") {
-        let line = format!("@{author} lit the tree");
-        return Some(if failed {
-            format!("{line}, but the lights did not answer")
-        } else {
-            line
-        });
+    if let Some((verb, author)) = action.split_once(" for @") {
+        if failed {
+            return Some(format!(
+                "@{author} tweeted at the tree, but the lights did not answer"
+            ));
+        }
+        let did = match verb {
+            "on" => "lit the tree",
+            "off" => "switched the tree off",
+            "toggle" => "switched the tree over",
+            _ => "made the tree blink",
+        };
+        return Some(format!("@{author} {did}"));
     }
     let who = match entry.source.split_once(':') {
         Some(("admin", name)) => format!("@{name}"),
@@ -82,12 +92,13 @@ pub fn describe(entry: &AuditEntry) -> Option<String> {
         _ if entry.source == "schedule" => "The schedule".to_string(),
         _ => entry.source.clone(),
     };
-    let outlet = &entry.outlet;
+    let already = entry.result.starts_with("already");
     let did = match action {
-        "on" => format!("switched {outlet} on"),
-        "off" => format!("switched {outlet} off"),
+        "on" | "off" if already => format!("kept {outlet} {action}"),
+        "on" | "off" => format!("switched {outlet} {action}"),
         "toggle" => format!("toggled {outlet}"),
-        flash if flash.starts_with("flash") => format!("flashed {outlet}"),
+        "reboot" => format!("rebooted {outlet}"),
+        flash if flash.starts_with("flash") => format!("made {outlet} blink"),
         other => format!("did {other} on {outlet}"),
     };
     Some(if failed {
@@ -101,43 +112,86 @@ pub fn describe(entry: &AuditEntry) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn entry(source: &str, action: &str, result: &str) -> AuditEntry {
+    fn entry(source: &str, action: &str, result: &str, ok: bool) -> AuditEntry {
         AuditEntry {
             at: "2026-12-24T18:00:00Z".into(),
             source: source.into(),
             outlet: "tree-lights".into(),
             action: action.into(),
             result: result.into(),
+            ok,
         }
     }
 
     #[test]
     fn lines_for_visitors() {
-        let line = |source, action, result| describe(&entry(source, action, result)).unwrap();
+        let line = |source, action, result| describe(&entry(source, action, result, true)).unwrap();
+        let failed =
+            |source, action, result| describe(&entry(source, action, result, false)).unwrap();
         assert_eq!(
-            line("admin:ana", "on", "ok: on"),
+            line("admin:ana", "on", "switched on (was off)"),
             "@ana switched tree-lights on"
         );
         assert_eq!(
-            line("admin:ana", "flash 5 s", "ok: on"),
-            "@ana flashed tree-lights"
+            line("schedule", "on", "already on"),
+            "The schedule kept tree-lights on"
         );
         assert_eq!(
-            line("tweet:123", "flash 5 s for @elf", "ok: on"),
-            "@elf lit the tree"
+            line(
+                "admin:ana",
+                "flash 5 s",
+                "flashed off for 5 s (read back: off)"
+            ),
+            "@ana made tree-lights blink"
         );
         assert_eq!(
-            line("tweet:123", "flash 5 s", "ok: on"),
-            "A tweet flashed tree-lights"
+            line(
+                "tweet:123",
+                "flash 5 s for @elf",
+                "flashed off for 5 s (read back: off)"
+            ),
+            "@elf made the tree blink"
         );
         assert_eq!(
-            line("schedule", "off", "ok: off"),
+            failed("tweet:123", "flash 5 s for @elf", "PDU unreachable"),
+            "@elf tweeted at the tree, but the lights did not answer"
+        );
+        assert_eq!(
+            line(
+                "tweet:123",
+                "flash 5 s",
+                "flashed on for 5 s (read back: on)"
+            ),
+            "A tweet made tree-lights blink"
+        );
+        assert_eq!(
+            line("schedule", "off", "switched off (was on)"),
             "The schedule switched tree-lights off"
         );
         assert_eq!(
-            line("admin:bo", "toggle", "PDU unreachable"),
+            failed("admin:bo", "toggle", "PDU unreachable"),
             "@bo toggled tree-lights, but it failed"
         );
-        assert_eq!(describe(&entry("tweet:123", "flash end", "ok: off")), None);
+        assert_eq!(
+            line("admin:bo", "reboot", "rebooting (read back: rebooting)"),
+            "@bo rebooted tree-lights"
+        );
+        assert_eq!(
+            describe(&entry(
+                "tweet:123",
+                "flash end",
+                "back on (read back: on)",
+                true
+            )),
+            None
+        );
+        assert_eq!(
+            failed("tweet:123", "flash end", "did not go back on: timeout"),
+            "tree-lights did not go back after its flash"
+        );
+        assert_eq!(
+            describe(&entry("admin:ana", "schedule 18:00-23:00", "saved", true)),
+            None
+        );
     }
 }

@@ -264,7 +264,7 @@ fn an_admin_switches_an_outlet_with_the_csrf_token_then_logs_out() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["result"] == "ok: on");
+        .find(|e| e["result"] == "switched on (was off)");
     let entry = newest_ok.unwrap_or_else(|| panic!("an ok entry in {}", audit.body));
     assert_eq!(entry["source"], "admin:alice");
     assert_eq!(entry["outlet"], "outlet-1");
@@ -371,6 +371,9 @@ fn everything_survives_sigkill_and_a_schedule_due_meanwhile_is_applied() {
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
     assert_eq!(answer.body["on"], on_at.as_str());
+    // The answer says what the outlet did, as read back: off already.
+    assert_eq!(answer.body["result"], "already off", "{}", answer.body);
+    assert_eq!(answer.body["state"]["on"], false);
     assert_eq!(outlet_on(&server, "outlet-1"), json!(false), "not due yet");
 
     // Dropping the server kills it with SIGKILL: no shutdown code runs.
@@ -402,7 +405,9 @@ fn everything_survives_sigkill_and_a_schedule_due_meanwhile_is_applied() {
     let audit = again.send(&server, "GET", "/api/audit?limit=100", None);
     let entries = audit.body.as_array().unwrap();
     let applied = entries.iter().find(|e| {
-        e["source"] == "schedule" && e["outlet"] == "outlet-1" && e["result"] == "ok: on"
+        e["source"] == "schedule"
+            && e["outlet"] == "outlet-1"
+            && e["result"] == "switched on (was off)"
     });
     assert!(applied.is_some(), "the catch-up is audited: {}", audit.body);
     assert!(

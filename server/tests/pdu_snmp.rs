@@ -32,7 +32,10 @@ const PASS_PERSIST: &str = include_str!("data/apc-outlets.py");
 struct Snmpd {
     child: Child,
     port: u16,
-    _dir: tempfile::TempDir,
+    config: PathBuf,
+    /// The outlets' states; the script logs every set to this path + ".sets".
+    state: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Snmpd {
@@ -61,32 +64,64 @@ impl Snmpd {
         )
         .unwrap();
         let port = free_udp_port();
-        let child = Command::new(snmpd_binary())
-            .args(["-f", "-Lo", "-C", "-c"])
-            .arg(&config)
-            .arg(format!("udp:127.0.0.1:{port}"))
-            // Its own state dir, and no MIB files: numeric OIDs only, no noise.
-            .env("SNMP_PERSISTENT_DIR", dir.path().join("persist"))
-            .env("MIBS", "")
-            .env("MIBDIRS", dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start snmpd (install the Debian packages snmpd and snmp)");
+        let child = spawn_snmpd(&config, port, dir.path());
         let snmpd = Snmpd {
             child,
             port,
-            _dir: dir,
+            config,
+            state,
+            dir,
         };
+        snmpd.wait_answering();
+        snmpd
+    }
+
+    /// Starts again after [`Snmpd::stop`], on the same port with the same
+    /// outlet states, as a PDU that comes back from a power cut.
+    fn resume(&mut self) {
+        self.child = spawn_snmpd(&self.config, self.port, self.dir.path());
+        self.wait_answering();
+    }
+
+    /// Every set the agent took, oldest first: (Unix ms, outlet, value).
+    fn sets(&self) -> Vec<(u64, u32, i64)> {
+        let mut name = self.state.clone().into_os_string();
+        name.push(".sets");
+        std::fs::read_to_string(name)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split(' ').collect();
+                (
+                    f[0].parse().unwrap(),
+                    f[1].parse().unwrap(),
+                    f[2].parse().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    /// The sets of `outlet` since the `from`th set, as (ms after the first
+    /// of them, value).
+    fn sets_of(&self, outlet: u32, from: usize) -> Vec<(u64, i64)> {
+        let sets: Vec<(u64, i64)> = self.sets()[from..]
+            .iter()
+            .filter(|(_, o, _)| *o == outlet)
+            .map(|(at, _, v)| (*at, *v))
+            .collect();
+        let first = sets.first().map_or(0, |(at, _)| *at);
+        sets.into_iter().map(|(at, v)| (at - first, v)).collect()
+    }
+
+    fn wait_answering(&self) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while snmpd.get(1).is_none() {
+        while self.get(1).is_none() {
             assert!(
                 Instant::now() < deadline,
                 "snmpd did not answer within 10 s"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        snmpd
     }
 
     fn address(&self) -> String {
@@ -136,6 +171,21 @@ impl Drop for Snmpd {
     }
 }
 
+fn spawn_snmpd(config: &Path, port: u16, dir: &Path) -> Child {
+    Command::new(snmpd_binary())
+        .args(["-f", "-Lo", "-C", "-c"])
+        .arg(config)
+        .arg(format!("udp:127.0.0.1:{port}"))
+        // Its own state dir, and no MIB files: numeric OIDs only, no noise.
+        .env("SNMP_PERSISTENT_DIR", dir.join("persist"))
+        .env("MIBS", "")
+        .env("MIBDIRS", dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start snmpd (install the Debian packages snmpd and snmp)")
+}
+
 fn snmpd_binary() -> PathBuf {
     // Debian puts it in /usr/sbin, which is not on every user's PATH.
     ["/usr/sbin/snmpd", "/usr/local/sbin/snmpd"]
@@ -172,6 +222,7 @@ fn outlet(name: &str, pdu: &str, index: u32) -> RawOutlet {
         name: name.into(),
         pdu: pdu.into(),
         index,
+        protected: false,
     }
 }
 
@@ -297,21 +348,24 @@ async fn switches_real_outlets_reads_them_back_and_survives_a_dead_pdu() {
         .lights
         .command("tree-lights", Action::On, admin())
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     assert_eq!((state.on, state.error.as_deref()), (Some(true), None));
     assert_eq!(agent.get(1), Some(1), "snmpget sees outlet 1 on");
     let state = ctl
         .lights
         .command("star", Action::Toggle, admin())
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     assert_eq!(state.on, Some(true));
     assert_eq!(agent.get(3), Some(1), "snmpget sees outlet 3 on");
     let state = ctl
         .lights
         .command("tree-lights", Action::Off, admin())
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     assert_eq!(state.on, Some(false));
     assert_eq!(agent.get(1), Some(2), "snmpget sees outlet 1 off");
     assert_eq!(agent.get(2), Some(2), "outlet 2 was never touched");
@@ -334,7 +388,8 @@ async fn switches_real_outlets_reads_them_back_and_survives_a_dead_pdu() {
         .lights
         .command("spare", Action::On, admin())
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     let other_took = started.elapsed();
     assert_eq!(other.on, Some(true));
     assert!(
@@ -384,10 +439,10 @@ async fn switches_real_outlets_reads_them_back_and_survives_a_dead_pdu() {
         rows,
         vec![
             ("admin:alice", "tree-lights", "off", message.as_str()),
-            ("admin:alice", "spare", "on", "ok: on"),
-            ("admin:alice", "tree-lights", "off", "ok: off"),
-            ("admin:alice", "star", "toggle", "ok: on"),
-            ("admin:alice", "tree-lights", "on", "ok: on"),
+            ("admin:alice", "spare", "on", "switched on (was off)"),
+            ("admin:alice", "tree-lights", "off", "switched off (was on)"),
+            ("admin:alice", "star", "toggle", "switched on (was off)"),
+            ("admin:alice", "tree-lights", "on", "switched on (was off)"),
         ]
     );
     let mut live = Vec::new();
@@ -423,13 +478,10 @@ async fn a_flash_comes_back_and_the_relay_guard_says_no_plainly() {
     let started = Instant::now();
     let state = ctl
         .lights
-        .command(
-            "outlet-1",
-            Action::Flash { seconds: 1 },
-            Source::Tweet("1234".into()),
-        )
+        .command("outlet-1", Action::flash(1), Source::Tweet("1234".into()))
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     assert_eq!(state.on, Some(true));
     ctl.wait_outlet("outlet-1", "off again", |o| o.on == Some(false))
         .await;
@@ -460,7 +512,7 @@ async fn a_flash_comes_back_and_the_relay_guard_says_no_plainly() {
     assert_eq!(ctl.outlet("outlet-1").on, Some(true));
     let err = ctl
         .lights
-        .command("outlet-1", Action::Flash { seconds: 0 }, admin())
+        .command("outlet-1", Action::flash(0), admin())
         .await
         .unwrap_err();
     assert_eq!(err.to_string(), "a flash lasts 1 to 60 seconds, not 0");
@@ -471,8 +523,18 @@ async fn a_flash_comes_back_and_the_relay_guard_says_no_plainly() {
         .rev()
         .map(|e| (e.source.as_str(), e.action.as_str(), e.result.as_str()))
         .collect();
-    assert_eq!(rows[0], ("tweet:1234", "flash 1 s", "ok: on"));
-    assert_eq!(rows[1], ("tweet:1234", "flash end", "ok: off"));
+    assert_eq!(
+        rows[0],
+        (
+            "tweet:1234",
+            "flash 1 s",
+            "flashed on for 1 s (read back: on)"
+        )
+    );
+    assert_eq!(
+        rows[1],
+        ("tweet:1234", "flash end", "back off (read back: off)")
+    );
     assert_eq!(rows[3].2, guard_refusal(retry_after_s));
     ctl.stop().await;
 }
@@ -510,7 +572,12 @@ async fn schedules_and_simulated_states_survive_a_restart_and_catch_up() {
         on: "17:00".into(),
         off: "23:00:00".into(),
     };
-    ctl.lights.set_schedule(schedule, admin()).await.unwrap();
+    ctl.lights
+        .set_schedule(schedule, admin())
+        .await
+        .unwrap()
+        .1
+        .expect("the outlet takes the state due now");
     assert_eq!(ctl.outlet("outlet-1").on, Some(false));
     ctl.lights
         .command("outlet-2", Action::On, admin())
@@ -566,7 +633,7 @@ async fn schedules_and_simulated_states_survive_a_restart_and_catch_up() {
             latest.action.as_str(),
             latest.result.as_str()
         ),
-        ("schedule", "outlet-1", "on", "ok: on")
+        ("schedule", "outlet-1", "on", "switched on (was off)")
     );
     assert!(
         latest.at.starts_with("2026-11-27T17:30:00"),
@@ -629,14 +696,16 @@ async fn snmp_v3_with_authentication_and_privacy() {
         .lights
         .command("tree-lights", Action::On, admin())
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     assert_eq!(state.on, Some(true));
     assert_eq!(agent.get(2), Some(1), "snmpget sees outlet 2 on");
     let state = ctl
         .lights
         .command("tree-lights", Action::Off, admin())
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     assert_eq!(state.on, Some(false));
     assert_eq!(agent.get(2), Some(2), "snmpget sees outlet 2 off");
 
@@ -697,8 +766,8 @@ fn the_server_shows_a_real_pdu_and_refuses_a_bad_lights_config() {
     };
     let want = |tree: bool, star: bool| {
         serde_json::json!([
-            {"name": "tree-lights", "on": tree, "simulated": false, "error": null},
-            {"name": "star", "on": star, "simulated": false, "error": null},
+            {"name": "tree-lights", "on": tree, "simulated": false, "error": null, "protected": false},
+            {"name": "star", "on": star, "simulated": false, "error": null, "protected": false},
         ])
     };
     common::wait_for(Duration::from_secs(10), "the PDU's outlets read", || {
@@ -766,7 +835,12 @@ async fn a_schedule_switches_at_its_transition() {
         on: on_at.format("%H:%M:%S").to_string(),
         off: off_at.format("%H:%M:%S").to_string(),
     };
-    ctl.lights.set_schedule(schedule, admin()).await.unwrap();
+    ctl.lights
+        .set_schedule(schedule, admin())
+        .await
+        .unwrap()
+        .1
+        .expect("the outlet takes the state due now");
     assert_eq!(ctl.outlet("outlet-4").on, Some(false), "not due yet");
     let state = ctl
         .wait_outlet("outlet-4", "on at the transition", |o| o.on == Some(true))
@@ -782,7 +856,471 @@ async fn a_schedule_switches_at_its_transition() {
         .await;
     assert_eq!(
         (entry.outlet.as_str(), entry.result.as_str()),
-        ("outlet-4", "ok: on")
+        ("outlet-4", "switched on (was off)")
+    );
+    ctl.stop().await;
+}
+
+/// Waits, with a deadline, until the agent has taken `count` sets of
+/// `outlet` since the `from`th set.
+fn wait_sets(agent: &Snmpd, outlet: u32, from: usize, count: usize) -> Vec<(u64, i64)> {
+    common::wait_for(Duration::from_secs(15), "the agent's sets", || {
+        let sets = agent.sets_of(outlet, from);
+        (sets.len() >= count).then_some(sets)
+    })
+}
+
+/// A flash as the agent saw it: the two values set, and the time between.
+fn assert_flash(sets: &[(u64, i64)], away: i64, back: i64, seconds: u64, what: &str) {
+    let values: Vec<i64> = sets.iter().map(|(_, v)| *v).collect();
+    assert_eq!(values, [away, back], "{what}: the sets the agent took");
+    let apart = sets[1].0;
+    assert!(
+        apart.abs_diff(seconds * 1000) <= 500,
+        "{what}: {apart} ms between the two sets, not {seconds} s ± 0.5 s"
+    );
+    println!("{what}: the agent saw {away} then {back}, {apart} ms apart");
+}
+
+fn tweet(id: &str) -> Source {
+    Source::Tweet(id.into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tweet_flash_is_seen_lit_or_dark_and_ends_where_the_agent_left_it() {
+    let agent = Snmpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights {
+            pdus: vec![snmp_pdu("pdu1", &agent.address())],
+            outlets: vec![outlet("tree-lights", "pdu1", 1)],
+            ..RawLights::default()
+        },
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("tree-lights", "read", |o| o.on.is_some())
+        .await;
+    let flash = |id: &'static str| {
+        let lights = ctl.lights.clone();
+        async move {
+            lights
+                .command_labelled(
+                    "tree-lights",
+                    Action::flash(2),
+                    tweet(id),
+                    "flash 2 s for @alice",
+                )
+                .await
+        }
+    };
+    let wait_end = |id: &'static str| {
+        let ctl = &ctl;
+        async move {
+            ctl.wait_audit(|e| e.action == "flash end" && e.source == format!("tweet:{id}"))
+                .await
+        }
+    };
+
+    // The tree lit, as on any evening: the flash darkens it for 2 s.
+    let on = ctl
+        .lights
+        .command("tree-lights", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!(on.describe(), "switched on (was off)");
+    let from = agent.sets().len();
+    let started = flash("1").await.unwrap();
+    assert_eq!(started.describe(), "flashed off for 2 s (read back: off)");
+    let end = wait_end("1").await;
+    assert_flash(&wait_sets(&agent, 1, from, 2), 2, 1, 2, "a lit tree");
+    assert_eq!(
+        (end.result.as_str(), end.ok),
+        ("back on (read back: on)", true)
+    );
+    assert_eq!(agent.get(1), Some(1));
+
+    // An "on" for a lit tree is sent all the same, and says nothing changed.
+    let from = agent.sets().len();
+    let again = ctl
+        .lights
+        .command("tree-lights", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!(again.describe(), "already on");
+    assert_eq!(agent.sets_of(1, from), [(0, 1)], "the set went to the PDU");
+
+    // A dark tree: the flash lights it for 2 s.
+    ctl.lights
+        .command("tree-lights", Action::Off, admin())
+        .await
+        .unwrap();
+    let from = agent.sets().len();
+    let started = flash("2").await.unwrap();
+    assert_eq!(started.describe(), "flashed on for 2 s (read back: on)");
+    wait_end("2").await;
+    assert_flash(&wait_sets(&agent, 1, from, 2), 1, 2, 2, "a dark tree");
+
+    // Someone lights the tree at the PDU a second before a tweet: the flash
+    // acts on what the PDU says, not on what the controller last believed.
+    assert_eq!(ctl.outlet("tree-lights").on, Some(false));
+    agent.set(1, 1);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let from = agent.sets().len();
+    let started = flash("3").await.unwrap();
+    assert_eq!(started.describe(), "flashed off for 2 s (read back: off)");
+    wait_end("3").await;
+    assert_flash(
+        &wait_sets(&agent, 1, from, 2),
+        2,
+        1,
+        2,
+        "switched at the PDU 1 s before",
+    );
+    assert_eq!(agent.get(1), Some(1), "it ends as the agent had it: lit");
+
+    // The audit of the tweets, oldest first, as the admin panel shows it.
+    let audit = ctl.lights.audit(20).await.unwrap();
+    let tweets: Vec<(&str, &str, bool)> = audit
+        .iter()
+        .rev()
+        .filter(|e| e.source.starts_with("tweet:"))
+        .map(|e| (e.action.as_str(), e.result.as_str(), e.ok))
+        .collect();
+    assert_eq!(
+        tweets,
+        [
+            (
+                "flash 2 s for @alice",
+                "flashed off for 2 s (read back: off)",
+                true
+            ),
+            ("flash end", "back on (read back: on)", true),
+            (
+                "flash 2 s for @alice",
+                "flashed on for 2 s (read back: on)",
+                true
+            ),
+            ("flash end", "back off (read back: off)", true),
+            (
+                "flash 2 s for @alice",
+                "flashed off for 2 s (read back: off)",
+                true
+            ),
+            ("flash end", "back on (read back: on)", true),
+        ]
+    );
+    // The watch page's line for it.
+    let line = tinsel_frontend::lights::describe(&audit[1]).unwrap();
+    assert_eq!(line, "@alice made the tree blink");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blinks_stay_within_the_guard_and_a_missed_return_is_tried_until_it_lands() {
+    let mut agent = Snmpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights {
+            guard_switches: Some(6),
+            guard_window_s: Some(60),
+            pdus: vec![RawPdu {
+                // One try of 300 ms: the dead PDU's failures come quickly.
+                timeout_ms: Some(300),
+                retries: Some(0),
+                ..snmp_pdu("pdu1", &agent.address())
+            }],
+            outlets: vec![outlet("tree-lights", "pdu1", 1), outlet("star", "pdu1", 2)],
+            ..RawLights::default()
+        },
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("star", "read", |o| o.on.is_some()).await;
+
+    // Three blinks of a dark outlet: six switches, a second apart.
+    let from = agent.sets().len();
+    let blinks = Action::Flash {
+        seconds: 1,
+        blinks: 3,
+    };
+    let started = ctl.lights.command("star", blinks, admin()).await.unwrap();
+    assert_eq!(
+        started.describe(),
+        "blinking on 3 times, 1 s each (read back: on)"
+    );
+    ctl.wait_audit(|e| e.action == "flash end").await;
+    let sets = wait_sets(&agent, 2, from, 6);
+    let values: Vec<i64> = sets.iter().map(|(_, v)| *v).collect();
+    assert_eq!(values, [1, 2, 1, 2, 1, 2]);
+    for pair in sets.windows(2) {
+        let apart = pair[1].0 - pair[0].0;
+        assert!(apart.abs_diff(1000) <= 500, "{apart} ms between blinks");
+    }
+    // The guard had room for exactly those six: another flash waits.
+    let err = ctl
+        .lights
+        .command("star", Action::flash(1), admin())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ControlError::Guard { .. }), "{err}");
+    // A flash that would not fit whole is refused before it starts.
+    let err = ctl
+        .lights
+        .command(
+            "tree-lights",
+            Action::Flash {
+                seconds: 1,
+                blinks: 4,
+            },
+            admin(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ControlError::Guard { .. }), "{err}");
+
+    // The PDU goes away mid-flash and comes back 5 s later: the return is
+    // tried again until the outlet is back where it belongs.
+    ctl.wait_outlet("tree-lights", "read", |o| o.on == Some(false))
+        .await;
+    ctl.lights
+        .command("tree-lights", Action::flash(1), tweet("7"))
+        .await
+        .unwrap();
+    agent.stop();
+    let failed = ctl.wait_audit(|e| e.action == "flash end" && !e.ok).await;
+    assert!(
+        failed.result.starts_with("did not go back off: ")
+            && failed.result.ends_with("; trying again until it does"),
+        "{}",
+        failed.result
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    agent.resume();
+    let back = ctl.wait_audit(|e| e.action == "flash end" && e.ok).await;
+    println!("after the PDU came back: {}", back.result);
+    assert!(
+        back.result.starts_with("back off, after ")
+            && back.result.ends_with(" tries (read back: off)"),
+        "{}",
+        back.result
+    );
+    assert_eq!(agent.get(1), Some(2), "the agent has the tree dark again");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_relay_guard_and_an_unfinished_flash_outlive_a_restart() {
+    let agent = Snmpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let raw = || RawLights {
+        guard_switches: Some(3),
+        guard_window_s: Some(60),
+        pdus: vec![snmp_pdu("pdu1", &agent.address())],
+        outlets: vec![outlet("tree-lights", "pdu1", 1), outlet("star", "pdu1", 2)],
+        ..RawLights::default()
+    };
+    let ctl = Running::start(raw(), Db::open(data.path()).await.unwrap(), None);
+    ctl.wait_outlet("tree-lights", "read", |o| o.on.is_some())
+        .await;
+    for action in [Action::On, Action::Off, Action::On] {
+        ctl.lights
+            .command("tree-lights", action, admin())
+            .await
+            .unwrap();
+    }
+    let before = ctl
+        .lights
+        .command("tree-lights", Action::Off, admin())
+        .await
+        .unwrap_err();
+    let ControlError::Guard {
+        retry_after_s: wait_before,
+        ..
+    } = before
+    else {
+        panic!("expected a guard refusal, got {before:?}");
+    };
+    ctl.stop().await;
+
+    // A new controller on the same database: the guard still says no.
+    let ctl = Running::start(raw(), Db::open(data.path()).await.unwrap(), None);
+    ctl.wait_outlet("tree-lights", "read", |o| o.on.is_some())
+        .await;
+    let after = ctl
+        .lights
+        .command("tree-lights", Action::Off, admin())
+        .await
+        .unwrap_err();
+    let ControlError::Guard {
+        switches,
+        retry_after_s: wait_after,
+        ..
+    } = after
+    else {
+        panic!("after a restart, expected a guard refusal, got {after:?}");
+    };
+    println!(
+        "guard before the restart: wait {wait_before} s; after: {switches} switches, wait {wait_after} s"
+    );
+    assert_eq!(switches, 3);
+    assert!(wait_after <= wait_before && wait_before - wait_after <= 5);
+    assert_eq!(agent.get(1), Some(1), "the tree stayed lit");
+
+    ctl.stop().await;
+}
+
+#[test]
+fn a_server_killed_mid_flash_puts_the_outlet_back_when_it_starts_again() {
+    let agent = Snmpd::start();
+    let dir = common::temp_dir("crash-flash");
+    let config = dir.join("tinsel.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[pdu]]\nname = \"pdu1\"\naddress = \"{}\"\ncommunity = \"private\"\n\
+             [[outlet]]\nname = \"star\"\npdu = \"pdu1\"\nindex = 2\n",
+            agent.address()
+        ),
+    )
+    .unwrap();
+    let args = ["--config", config.to_str().unwrap()];
+    let mut server = common::Server::start_in(dir.join("data"), &args);
+    let (status, body) =
+        server.admin_post("/api/lights/star", r#"{"action":"flash","seconds":60}"#);
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["result"], "flashed on for 60 s (read back: on)");
+    assert_eq!(answer["on"], true);
+    assert_eq!(agent.get(2), Some(1));
+    // Killed, as by the OOM killer or a power cut of the host: no chance to
+    // put the outlet back.
+    signal(server.pid(), libc::SIGKILL);
+    server.terminate();
+    assert_eq!(agent.get(2), Some(1), "the star is left lit");
+    let from = agent.sets().len();
+    let started = Instant::now();
+    let server = common::Server::start_in(dir.join("data"), &args);
+    let sets = wait_sets(&agent, 2, from, 1);
+    println!(
+        "the restarted server put the star back in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sets[0].1, 2, "the restarted server put the star back off");
+    let (status, body) = server.admin_get("/api/audit?limit=1");
+    assert_eq!(status, 200, "{body}");
+    let audit: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(audit[0]["action"], "flash end");
+    assert_eq!(audit[0]["result"], "back off (read back: off)");
+    assert_eq!(audit[0]["source"], format!("admin:{}", common::ADMIN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_protected_outlet_refuses_flashes_and_tweets_but_not_an_admin() {
+    let agent = Snmpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights {
+            pdus: vec![snmp_pdu("pdu1", &agent.address())],
+            outlets: vec![RawOutlet {
+                protected: true,
+                ..outlet("camera", "pdu1", 4)
+            }],
+            ..RawLights::default()
+        },
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("camera", "read", |o| o.on.is_some()).await;
+    assert!(ctl.outlet("camera").protected);
+    let on = ctl
+        .lights
+        .command("camera", Action::On, admin())
+        .await
+        .unwrap();
+    assert_eq!(on.describe(), "switched on (was off)");
+    let from = agent.sets().len();
+    let refused = ctl
+        .lights
+        .command("camera", Action::flash(5), admin())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "outlet \"camera\" is protected ([[outlet]] protected = true: it powers something that must stay up), so it does not flash; an admin can still switch it on or off"
+    );
+    let refused = ctl
+        .lights
+        .command_labelled("camera", Action::Off, tweet("9"), "off for @mallory")
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("so it does not take commands from tweets"),
+        "{refused}"
+    );
+    assert_eq!(agent.sets_of(4, from), [], "the agent was told nothing");
+    let audit = ctl.lights.audit(2).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .all(|e| !e.ok && e.result.contains("is protected"))
+    );
+
+    // A reboot: the agent reads "rebooting", then on by itself.
+    let rebooted = ctl
+        .lights
+        .command("camera", Action::Reboot, admin())
+        .await
+        .unwrap();
+    assert_eq!(rebooted.describe(), "rebooting (read back: rebooting)");
+    assert_eq!(agent.sets_of(4, from), [(0, 3)]);
+    ctl.wait_outlet("camera", "back on after the reboot", |o| o.on == Some(true))
+        .await;
+    // And off, by an admin, works.
+    let off = ctl
+        .lights
+        .command("camera", Action::Off, admin())
+        .await
+        .unwrap();
+    assert_eq!(off.describe(), "switched off (was on)");
+    ctl.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schedule_saved_while_the_pdu_is_down_answers_with_the_failure() {
+    let mut agent = Snmpd::start();
+    let data = tempfile::tempdir().unwrap();
+    let ctl = Running::start(
+        RawLights {
+            pdus: vec![RawPdu {
+                timeout_ms: Some(300),
+                retries: Some(0),
+                ..snmp_pdu("pdu1", &agent.address())
+            }],
+            outlets: vec![outlet("tree-lights", "pdu1", 1)],
+            ..RawLights::default()
+        },
+        Db::open(data.path()).await.unwrap(),
+        None,
+    );
+    ctl.wait_outlet("tree-lights", "read", |o| o.on.is_some())
+        .await;
+    agent.stop();
+    let schedule = Schedule {
+        outlet: "tree-lights".into(),
+        on: "00:00".into(),
+        off: "23:59:59".into(),
+    };
+    let (saved, switched) = ctl.lights.set_schedule(schedule, admin()).await.unwrap();
+    assert_eq!(saved.on, "00:00");
+    let err = switched.unwrap_err();
+    assert!(matches!(err, ControlError::Unreachable { .. }), "{err}");
+    assert_eq!(
+        ctl.lights.schedules().await.unwrap().len(),
+        1,
+        "the schedule stands"
     );
     ctl.stop().await;
 }

@@ -83,7 +83,7 @@ pub async fn outlets() -> Result<Vec<OutletState>, Failure> {
     call("GET", "/api/lights", None, None).await
 }
 
-/// `action` is `on`, `off`, `toggle` or `flash` (then for `seconds`).
+/// `action` is `on`, `off`, `toggle`, `reboot` or `flash` (then for `seconds`).
 pub async fn command(
     outlet: String,
     action: &'static str,

@@ -6,7 +6,7 @@ use leptos::task::spawn_local;
 use super::{Panel, api};
 use crate::api::OutletState;
 
-/// How long the flash button keeps an outlet on.
+/// How long the flash button shows an outlet the other way.
 const FLASH_S: u32 = 5;
 
 #[component]
@@ -59,13 +59,17 @@ fn OutletCard(panel: Panel, outlet: OutletState) -> impl IntoView {
                 <span class="name">{outlet.name.clone()}</span>
                 <span class=format!("badge {state}")>{state}</span>
                 {outlet.simulated.then(|| view! { <span class="badge simulated">"simulated"</span> })}
+                {outlet.protected.then(|| view! {
+                    <span class="badge protected" title="protected: it never flashes, and tweets never switch it">"protected"</span>
+                })}
             </h3>
             {outlet.error.map(|e| view! { <p class="notice error">{e}</p> })}
             <div class="buttons">
                 {button("On", "on", None)}
                 {button("Off", "off", None)}
                 {button("Toggle", "toggle", None)}
-                {button("Flash 5 s", "flash", Some(FLASH_S))}
+                {(!outlet.protected).then(|| button("Flash 5 s", "flash", Some(FLASH_S)))}
+                {button("Reboot", "reboot", None)}
             </div>
         </article>
     }

@@ -11,7 +11,8 @@
 //! [`Lights`] is the one way in. Each PDU has one worker task that owns its
 //! outlets: it switches them, reads them back after every switch and on a
 //! slow poll (so the state shown is the hardware's), keeps each outlet's relay
-//! guard and ends flashes. A PDU that does not answer holds up only its own
+//! guard and ends flashes. A protected outlet (one that powers the camera or
+//! the network switch) never flashes and never takes a tweet's command. A PDU that does not answer holds up only its own
 //! outlets. The scheduler task switches outlets at their daily transitions,
 //! and once at startup to catch up.
 //!
@@ -20,11 +21,14 @@
 //! - [`snmp`]: get and set with a timeout and retries.
 //! - [`snmp_message`]: v2c requests as bytes, and what a datagram back says (pure).
 //! - [`guard`]: how often an outlet may switch (pure).
+//! - [`outcome`]: what a command did, in the audit's words (pure).
 //! - [`schedule`]: what a daily window wants when (pure).
 //! - [`worker`], [`scheduler`]: the tasks.
-//! - [`store`]: audit log, schedules and simulated states in SQLite.
+//! - [`store`]: audit log, schedules, simulated states, relay guard switches
+//!   and unfinished flashes in SQLite.
 
 pub mod guard;
+pub mod outcome;
 pub mod pdu;
 pub mod schedule;
 pub mod scheduler;
@@ -44,17 +48,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::warn;
 
+pub use outcome::{Change, Outcome};
 pub use settings::LightsConfig;
 pub use tinsel_frontend::api::{AuditEntry, OutletState, Schedule};
 
 use crate::db::Db;
 use schedule::{Window, format_time};
 use store::Store;
-use worker::{Request, Worker};
+use worker::{OutletSpec, Request, Worker};
 
 /// The longest flash, in seconds: long enough to notice, short enough that a
 /// flood of requests cannot keep the tree on.
 pub const MAX_FLASH_S: u32 = 60;
+/// The most blinks one flash may have; each is two switches of the relay,
+/// and the relay guard must have room for all of them.
+pub const MAX_BLINKS: u32 = 10;
 /// Audit entries kept for live listeners that fall behind.
 const AUDIT_EVENTS: usize = 64;
 /// Commands waiting for one PDU.
@@ -63,17 +71,65 @@ const QUEUE: usize = 32;
 /// What to do with an outlet.
 ///
 /// JSON: `{"action":"on"}`, `{"action":"off"}`, `{"action":"toggle"}`,
-/// `{"action":"flash","seconds":5}`.
+/// `{"action":"flash","seconds":5}` (with `"blinks":3` to blink three times),
+/// `{"action":"reboot"}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum Action {
     On,
     Off,
     Toggle,
-    /// On for this many seconds, then back to the state before.
+    /// The opposite of the outlet's state for `seconds`, then back: seen
+    /// whether the tree was lit or dark. With `blinks` above 1, that many
+    /// times, `seconds` apart.
     Flash {
         seconds: u32,
+        #[serde(default = "one_blink")]
+        blinks: u32,
     },
+    /// Off, and on again after the PDU's own delay (APC's `outletReboot`).
+    Reboot,
+}
+
+fn one_blink() -> u32 {
+    1
+}
+
+impl Action {
+    /// A flash of one blink.
+    pub fn flash(seconds: u32) -> Self {
+        Action::Flash { seconds, blinks: 1 }
+    }
+
+    /// Relay switches the action may make: what the relay guard must allow.
+    pub fn switches(&self) -> u32 {
+        match self {
+            Action::Flash { blinks, .. } => 2 * blinks,
+            Action::Reboot => 2,
+            Action::On | Action::Off | Action::Toggle => 1,
+        }
+    }
+
+    /// A whole flash, blinks and the pause after each: how long before
+    /// another flash can be told apart from this one.
+    pub fn cycle(&self) -> std::time::Duration {
+        match self {
+            Action::Flash { seconds, blinks } => {
+                std::time::Duration::from_secs(u64::from(*seconds) * u64::from(2 * blinks))
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
+
+    /// From the first switch of the action to its last.
+    pub fn span(&self) -> std::time::Duration {
+        match self {
+            Action::Flash { seconds, blinks } => {
+                std::time::Duration::from_secs(u64::from(*seconds) * u64::from(2 * blinks - 1))
+            }
+            _ => std::time::Duration::ZERO,
+        }
+    }
 }
 
 impl fmt::Display for Action {
@@ -82,7 +138,9 @@ impl fmt::Display for Action {
             Action::On => f.write_str("on"),
             Action::Off => f.write_str("off"),
             Action::Toggle => f.write_str("toggle"),
-            Action::Flash { seconds } => write!(f, "flash {seconds} s"),
+            Action::Flash { seconds, blinks: 1 } => write!(f, "flash {seconds} s"),
+            Action::Flash { seconds, blinks } => write!(f, "flash {blinks} × {seconds} s"),
+            Action::Reboot => f.write_str("reboot"),
         }
     }
 }
@@ -101,6 +159,19 @@ impl fmt::Display for Source {
             Source::Admin(name) => write!(f, "admin:{name}"),
             Source::Schedule => f.write_str("schedule"),
             Source::Tweet(id) => write!(f, "tweet:{id}"),
+        }
+    }
+}
+
+impl Source {
+    /// Reads what [`Source`]'s `Display` wrote; anything else counts as an
+    /// admin of that name, so nothing read back is lost.
+    pub fn parse(text: &str) -> Self {
+        match text.split_once(':') {
+            Some(("admin", name)) => Source::Admin(name.to_string()),
+            Some(("tweet", id)) => Source::Tweet(id.to_string()),
+            _ if text == "schedule" => Source::Schedule,
+            _ => Source::Admin(text.to_string()),
         }
     }
 }
@@ -124,6 +195,23 @@ pub enum ControlError {
     },
     #[error("{message}")]
     Unreachable { outlet: String, message: String },
+    #[error(
+        "outlet {outlet:?} was told to switch {wanted} but reads {read} afterwards; check it at the PDU (a locked outlet or a tripped breaker)"
+    )]
+    NotSwitched {
+        outlet: String,
+        wanted: &'static str,
+        read: &'static str,
+    },
+    #[error("outlet {outlet:?} is rebooting; try again once it reads on, in a few seconds")]
+    Rebooting { outlet: String },
+    #[error(
+        "outlet {outlet:?} is protected ([[outlet]] protected = true: it powers something that must stay up), so it {refuses}; an admin can still switch it on or off"
+    )]
+    Protected {
+        outlet: String,
+        refuses: &'static str,
+    },
     #[error("the lights database failed: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -137,9 +225,18 @@ pub struct Lights {
     inner: Arc<Inner>,
 }
 
+/// Where an outlet's commands go.
+struct Place {
+    name: String,
+    /// Its PDU's worker, and its slot among that worker's outlets.
+    worker: usize,
+    slot: usize,
+    protected: bool,
+}
+
 struct Inner {
-    /// Per outlet, in config order: its name, its PDU's worker and its place there.
-    outlets: Vec<(String, usize, usize)>,
+    /// In config order.
+    outlets: Vec<Place>,
     workers: Vec<mpsc::Sender<Request>>,
     states: Arc<watch::Sender<Vec<OutletState>>>,
     audit: Audit,
@@ -160,13 +257,21 @@ pub(crate) struct Audit {
 
 impl Audit {
     /// Never fails: a database error is logged, and live listeners still hear.
-    pub(crate) async fn record(&self, source: &Source, outlet: &str, action: &str, result: String) {
+    pub(crate) async fn record(
+        &self,
+        source: &Source,
+        outlet: &str,
+        action: &str,
+        result: String,
+        ok: bool,
+    ) {
         let entry = AuditEntry {
             at: (self.clock)().to_rfc3339_opts(SecondsFormat::Millis, true),
             source: source.to_string(),
             outlet: outlet.to_string(),
             action: action.to_string(),
             result,
+            ok,
         };
         if let Err(err) = self.store.add_audit(&entry).await {
             warn!(cause = %err, ?entry, "cannot write the lights audit log");
@@ -176,15 +281,11 @@ impl Audit {
     }
 }
 
-/// How an outcome reads in the audit log: "ok: on", "ok: off", or the error.
-fn outcome(result: &Result<OutletState, ControlError>) -> String {
+/// How a command's result reads in the audit log, and whether it worked.
+fn audit_result(result: &Result<Outcome, ControlError>) -> (String, bool) {
     match result {
-        Ok(state) => match state.on {
-            Some(true) => "ok: on".into(),
-            Some(false) => "ok: off".into(),
-            None => "ok".into(),
-        },
-        Err(err) => err.to_string(),
+        Ok(outcome) => (outcome.describe(), true),
+        Err(err) => (err.to_string(), false),
     }
 }
 
@@ -218,6 +319,7 @@ impl Lights {
                 on: None,
                 simulated: matches!(config.pdus[o.pdu].kind, settings::PduKind::Simulated),
                 error: None,
+                protected: o.protected,
             })
             .collect();
         let states = Arc::new(watch::Sender::new(initial));
@@ -230,7 +332,7 @@ impl Lights {
         let mut places = vec![(0, 0); config.outlets.len()];
         let mut workers = Vec::with_capacity(config.pdus.len());
         for (p, pdu) in config.pdus.iter().enumerate() {
-            let mut mine = Vec::new();
+            let mut mine: Vec<OutletSpec> = Vec::new();
             for (g, outlet) in config
                 .outlets
                 .iter()
@@ -238,7 +340,7 @@ impl Lights {
                 .filter(|(_, o)| o.pdu == p)
             {
                 places[g] = (p, mine.len());
-                mine.push((g, outlet.name.clone(), outlet.index));
+                mine.push((g, outlet.name.clone(), outlet.index, outlet.protected));
             }
             let (tx, rx) = mpsc::channel(QUEUE);
             let worker = Worker::new(
@@ -248,6 +350,7 @@ impl Lights {
                 config.poll,
                 Arc::clone(&states),
                 audit.clone(),
+                store.clone(),
             );
             tracker.spawn(worker.run(rx, token.child_token()));
             workers.push(tx);
@@ -256,7 +359,12 @@ impl Lights {
             .outlets
             .iter()
             .zip(places)
-            .map(|(o, (worker, slot))| (o.name.clone(), worker, slot))
+            .map(|(o, (worker, slot))| Place {
+                name: o.name.clone(),
+                worker,
+                slot,
+                protected: o.protected,
+            })
             .collect();
         let lights = Self {
             inner: Arc::new(Inner {
@@ -288,14 +396,14 @@ impl Lights {
     /// for a name that is no outlet).
     ///
     /// # Errors
-    /// An unknown outlet, a flash out of range, the relay guard, or a PDU that
-    /// did not do it.
+    /// An unknown outlet, a flash out of range, a protected outlet, the relay
+    /// guard, or a PDU that did not do it.
     pub async fn command(
         &self,
         outlet: &str,
         action: Action,
         source: Source,
-    ) -> Result<OutletState, ControlError> {
+    ) -> Result<Outcome, ControlError> {
         self.command_labelled(outlet, action, source, &action.to_string())
             .await
     }
@@ -311,22 +419,41 @@ impl Lights {
         action: Action,
         source: Source,
         label: &str,
-    ) -> Result<OutletState, ControlError> {
-        let Some((name, worker, slot)) = self.inner.outlets.iter().find(|(n, _, _)| n == outlet)
-        else {
+    ) -> Result<Outcome, ControlError> {
+        let Some(place) = self.inner.outlets.iter().find(|p| p.name == outlet) else {
             return Err(ControlError::UnknownOutlet(outlet.to_string()));
         };
+        let name = &place.name;
+        let protected = |refuses| {
+            Err(ControlError::Protected {
+                outlet: name.clone(),
+                refuses,
+            })
+        };
         let result = match action {
-            Action::Flash { seconds } if !(1..=MAX_FLASH_S).contains(&seconds) => {
+            Action::Flash { seconds, .. } if !(1..=MAX_FLASH_S).contains(&seconds) => {
                 Err(ControlError::Invalid(format!(
                     "a flash lasts 1 to {MAX_FLASH_S} seconds, not {seconds}"
                 )))
             }
-            _ => self.ask(*worker, *slot, name, action, source.clone()).await,
+            Action::Flash { blinks, .. } if !(1..=MAX_BLINKS).contains(&blinks) => {
+                Err(ControlError::Invalid(format!(
+                    "a flash has 1 to {MAX_BLINKS} blinks, not {blinks}"
+                )))
+            }
+            _ if place.protected && matches!(source, Source::Tweet(_)) => {
+                protected("does not take commands from tweets")
+            }
+            Action::Flash { .. } if place.protected => protected("does not flash"),
+            _ => {
+                self.ask(place.worker, place.slot, name, action, source.clone())
+                    .await
+            }
         };
+        let (text, ok) = audit_result(&result);
         self.inner
             .audit
-            .record(&source, name, label, outcome(&result))
+            .record(&source, name, label, text, ok)
             .await;
         result
     }
@@ -338,7 +465,7 @@ impl Lights {
         name: &str,
         action: Action,
         source: Source,
-    ) -> Result<OutletState, ControlError> {
+    ) -> Result<Outcome, ControlError> {
         let stopped = || ControlError::Unreachable {
             outlet: name.to_string(),
             message: "the light controller is shutting down".into(),
@@ -376,7 +503,8 @@ impl Lights {
     }
 
     /// Creates or replaces the outlet's daily schedule, and gives the outlet
-    /// the state that is due now.
+    /// the state that is due now. The schedule stands whatever the switch
+    /// did; the switch's own result comes back beside it.
     ///
     /// # Errors
     /// An unknown outlet, a time that does not parse, or the database failing.
@@ -384,7 +512,7 @@ impl Lights {
         &self,
         schedule: Schedule,
         source: Source,
-    ) -> Result<(), ControlError> {
+    ) -> Result<(Schedule, Result<Outcome, ControlError>), ControlError> {
         self.check_outlet(&schedule.outlet)?;
         let window = Window::parse(&schedule.on, &schedule.off).map_err(ControlError::Invalid)?;
         let schedule = Schedule {
@@ -394,26 +522,25 @@ impl Lights {
         };
         let action = format!("schedule {}-{}", schedule.on, schedule.off);
         let stored = self.inner.store.put_schedule(&schedule).await;
-        let result = match &stored {
-            Ok(()) => "ok".to_string(),
-            Err(err) => format!("the lights database failed: {err}"),
+        let (result, ok) = match &stored {
+            Ok(()) => ("saved".to_string(), true),
+            Err(err) => (format!("the lights database failed: {err}"), false),
         };
         self.inner
             .audit
-            .record(&source, &schedule.outlet, &action, result)
+            .record(&source, &schedule.outlet, &action, result, ok)
             .await;
         stored?;
         self.inner.schedules_changed.notify_one();
         let due = window.due(self.inner.timezone, self.now());
-        // The outcome is audited and shown on the outlet; the schedule stands either way.
-        let _ = self
+        let switched = self
             .command(
                 &schedule.outlet,
                 if due { Action::On } else { Action::Off },
                 Source::Schedule,
             )
             .await;
-        Ok(())
+        Ok((schedule, switched))
     }
 
     /// # Errors
@@ -421,14 +548,17 @@ impl Lights {
     pub async fn delete_schedule(&self, outlet: &str, source: Source) -> Result<(), ControlError> {
         self.check_outlet(outlet)?;
         let deleted = self.inner.store.delete_schedule(outlet).await;
-        let result = match &deleted {
-            Ok(true) => "ok".to_string(),
-            Ok(false) => ControlError::NoSchedule(outlet.to_string()).to_string(),
-            Err(err) => format!("the lights database failed: {err}"),
+        let (result, ok) = match &deleted {
+            Ok(true) => ("removed".to_string(), true),
+            Ok(false) => (
+                ControlError::NoSchedule(outlet.to_string()).to_string(),
+                false,
+            ),
+            Err(err) => (format!("the lights database failed: {err}"), false),
         };
         self.inner
             .audit
-            .record(&source, outlet, "schedule removed", result)
+            .record(&source, outlet, "schedule removed", result, ok)
             .await;
         if !deleted? {
             return Err(ControlError::NoSchedule(outlet.to_string()));
@@ -443,7 +573,7 @@ impl Lights {
     }
 
     fn check_outlet(&self, outlet: &str) -> Result<(), ControlError> {
-        if self.inner.outlets.iter().any(|(n, _, _)| n == outlet) {
+        if self.inner.outlets.iter().any(|p| p.name == outlet) {
             Ok(())
         } else {
             Err(ControlError::UnknownOutlet(outlet.to_string()))

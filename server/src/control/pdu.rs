@@ -2,9 +2,9 @@
 //! backends that do it ([`Pdu`]: SNMP, or the simulated PDU).
 //!
 //! APC's PowerNet MIB: `sPDUOutletCtl` (1.3.6.1.4.1.318.1.1.4.4.2.1.3.N) reads
-//! `outletOn(1)` or `outletOff(2)`, and writing 1, 2 or 3 (`outletReboot`)
-//! acts on outlet N. The generic model takes the column OID and the two values
-//! from the config.
+//! `outletOn(1)`, `outletOff(2)` or, while it reboots, `outletReboot(3)`, and
+//! writing 1, 2 or 3 acts on outlet N. The generic model takes the column OID
+//! and the values from the config.
 
 use snmp2::Oid;
 
@@ -24,6 +24,20 @@ pub struct Model {
     state_column: Vec<u64>,
     on_value: i64,
     off_value: i64,
+    /// Written to switch off and on again, and read while that happens;
+    /// `None` for a model that cannot.
+    reboot_value: Option<i64>,
+}
+
+/// What an outlet's state value says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reading {
+    On,
+    Off,
+    /// In the middle of a reboot: it comes back on by itself.
+    Rebooting,
+    /// A value the model does not know.
+    Unknown,
 }
 
 impl Model {
@@ -34,6 +48,7 @@ impl Model {
             state_column: column,
             on_value: 1,
             off_value: 2,
+            reboot_value: Some(3),
         }
     }
 
@@ -44,6 +59,7 @@ impl Model {
         state_oid: Option<&str>,
         on_value: i64,
         off_value: i64,
+        reboot_value: Option<i64>,
     ) -> Result<Self, String> {
         let parse = |key: &str, text: &str| {
             parse_oid(text)
@@ -59,6 +75,7 @@ impl Model {
             state_column,
             on_value,
             off_value,
+            reboot_value,
         })
     }
 
@@ -73,15 +90,22 @@ impl Model {
         with_index(&self.state_column, index)
     }
 
-    /// What a state value read back means; `None` for a value that is neither
-    /// on nor off (an APC outlet in the middle of a reboot).
-    pub fn state_of(&self, value: i64) -> Option<bool> {
+    /// The OID and value that reboot outlet `index`, if the model can.
+    pub fn reboot_request(&self, index: u32) -> Option<(Vec<u64>, i64)> {
+        self.reboot_value
+            .map(|value| (with_index(&self.set_column, index), value))
+    }
+
+    /// What a state value read back means.
+    pub fn state_of(&self, value: i64) -> Reading {
         if value == self.on_value {
-            Some(true)
+            Reading::On
         } else if value == self.off_value {
-            Some(false)
+            Reading::Off
+        } else if Some(value) == self.reboot_value {
+            Reading::Rebooting
         } else {
-            None
+            Reading::Unknown
         }
     }
 }
@@ -132,6 +156,10 @@ pub enum PduError {
         oid: String,
         value: i64,
     },
+    #[error(
+        "PDU {pdu} cannot reboot an outlet: for a generic model set reboot_value in its [[pdu]] table, or switch the outlet off and on"
+    )]
+    CannotReboot { pdu: String },
     #[error("cannot keep the simulated outlet's state: {0}")]
     Store(#[from] sqlx::Error),
 }
@@ -185,11 +213,34 @@ impl Pdu {
         }
     }
 
-    /// Reads the state of the outlets `indexes`, in that order, in one request.
+    /// Reboots outlet `index`: off, and on again after the PDU's own delay.
+    /// The simulated PDU has no delay: its outlet is simply on.
+    ///
+    /// # Errors
+    /// The model cannot reboot, or the PDU did not answer or refused.
+    pub async fn reboot(&self, index: u32) -> Result<(), PduError> {
+        match self {
+            Pdu::Snmp {
+                name,
+                client,
+                model,
+            } => {
+                let (oid, value) = model
+                    .reboot_request(index)
+                    .ok_or_else(|| PduError::CannotReboot { pdu: name.clone() })?;
+                client.set(&to_oid(&oid), value).await?;
+                Ok(())
+            }
+            Pdu::Simulated { .. } => self.set(index, true).await,
+        }
+    }
+
+    /// Reads the state of the outlets `indexes`, in that order, in one
+    /// request: on, off, or `None` while rebooting.
     ///
     /// # Errors
     /// The PDU did not answer, or answered something that is not a state.
-    pub async fn read(&self, indexes: &[u32]) -> Result<Vec<bool>, PduError> {
+    pub async fn read(&self, indexes: &[u32]) -> Result<Vec<Option<bool>>, PduError> {
         match self {
             Pdu::Snmp {
                 name,
@@ -203,13 +254,16 @@ impl Pdu {
                     .iter()
                     .zip(values)
                     .zip(&arcs)
-                    .map(|((&index, value), oid)| {
-                        model.state_of(value).ok_or_else(|| PduError::UnknownValue {
+                    .map(|((&index, value), oid)| match model.state_of(value) {
+                        Reading::On => Ok(Some(true)),
+                        Reading::Off => Ok(Some(false)),
+                        Reading::Rebooting => Ok(None),
+                        Reading::Unknown => Err(PduError::UnknownValue {
                             pdu: name.clone(),
                             index,
                             oid: format_oid(oid),
                             value,
-                        })
+                        }),
                     })
                     .collect()
             }
@@ -217,7 +271,7 @@ impl Pdu {
                 let stored = store.simulated(name).await?;
                 Ok(indexes
                     .iter()
-                    .map(|i| stored.get(i).copied().unwrap_or(false))
+                    .map(|i| Some(stored.get(i).copied().unwrap_or(false)))
                     .collect())
             }
         }
@@ -244,23 +298,37 @@ mod tests {
             format_oid(&apc.state_oid(8)),
             "1.3.6.1.4.1.318.1.1.4.4.2.1.3.8"
         );
-        assert_eq!(apc.state_of(1), Some(true));
-        assert_eq!(apc.state_of(2), Some(false));
-        assert_eq!(apc.state_of(3), None, "rebooting is neither");
+        assert_eq!(apc.state_of(1), Reading::On);
+        assert_eq!(apc.state_of(2), Reading::Off);
+        assert_eq!(apc.state_of(3), Reading::Rebooting);
+        assert_eq!(apc.state_of(7), Reading::Unknown);
+        assert_eq!(
+            apc.reboot_request(3)
+                .map(|(oid, value)| (format_oid(&oid), value)),
+            Some(("1.3.6.1.4.1.318.1.1.4.4.2.1.3.3".to_string(), 3))
+        );
     }
 
     #[test]
     fn generic_model_from_config() {
-        let m = Model::generic(".1.3.6.1.4.1.9999.2", Some("1.3.6.1.4.1.9999.3"), 10, 20).unwrap();
+        let m = Model::generic(
+            ".1.3.6.1.4.1.9999.2",
+            Some("1.3.6.1.4.1.9999.3"),
+            10,
+            20,
+            None,
+        )
+        .unwrap();
         assert_eq!(
             m.set_request(2, true),
             (parse_oid("1.3.6.1.4.1.9999.2.2").unwrap(), 10)
         );
         assert_eq!(m.set_request(2, false).1, 20);
         assert_eq!(format_oid(&m.state_oid(2)), "1.3.6.1.4.1.9999.3.2");
-        assert_eq!(m.state_of(20), Some(false));
-        assert_eq!(m.state_of(0), None);
-        let err = Model::generic("1.3..6", None, 1, 2).unwrap_err();
+        assert_eq!(m.state_of(20), Reading::Off);
+        assert_eq!(m.state_of(0), Reading::Unknown);
+        assert_eq!(m.reboot_request(2), None, "no reboot_value, no reboot");
+        let err = Model::generic("1.3..6", None, 1, 2, None).unwrap_err();
         assert_eq!(
             err,
             format!("outlet_oid \"1.3..6\" is not an OID like {APC_OUTLET_CTL}")

@@ -98,6 +98,9 @@ pub struct RawPdu {
     /// Generic model: the integers that mean on and off.
     pub on_value: Option<i64>,
     pub off_value: Option<i64>,
+    /// Generic model: the integer that reboots an outlet (and reads while it
+    /// reboots); without it the model cannot reboot.
+    pub reboot_value: Option<i64>,
     /// Simulated model: how many outlets.
     pub outlets: Option<u32>,
     /// One SNMP try waits this long for an answer.
@@ -113,6 +116,10 @@ pub struct RawOutlet {
     pub name: String,
     pub pdu: String,
     pub index: u32,
+    /// Powers something that must stay up (the camera, the network switch):
+    /// it never flashes and tweets never switch it; admins still can.
+    #[serde(default)]
+    pub protected: bool,
 }
 
 /// The lights' settings that are not PDUs or outlets, already merged from
@@ -169,6 +176,8 @@ pub struct OutletConfig {
     /// Position in [`LightsConfig::pdus`].
     pub pdu: usize,
     pub index: u32,
+    /// Refuses flashes and tweets.
+    pub protected: bool,
 }
 
 /// The checked lights config.
@@ -258,6 +267,7 @@ impl LightsConfig {
                     name: raw_outlet.name,
                     pdu,
                     index: raw_outlet.index,
+                    protected: raw_outlet.protected,
                 });
             }
             // A simulated PDU with no outlets named gets one per socket, so
@@ -300,6 +310,7 @@ fn simulated_outlets(prefix: &str, pdu: usize, count: u32) -> impl Iterator<Item
         name: format!("{prefix}-{index}"),
         pdu,
         index,
+        protected: false,
     })
 }
 
@@ -327,10 +338,19 @@ fn pdu(raw: RawPdu) -> Result<PduConfig, LightsConfigError> {
                     "model \"generic\" needs on_value and off_value".into(),
                 ));
             };
-            if on == off {
-                return Err(fail("on_value and off_value must differ".into()));
+            if on == off || raw.reboot_value.is_some_and(|r| r == on || r == off) {
+                return Err(fail(
+                    "on_value, off_value and reboot_value must all differ".into(),
+                ));
             }
-            Model::generic(outlet_oid, raw.state_oid.as_deref(), on, off).map_err(fail)?
+            Model::generic(
+                outlet_oid,
+                raw.state_oid.as_deref(),
+                on,
+                off,
+                raw.reboot_value,
+            )
+            .map_err(fail)?
         }
         other => {
             return Err(fail(format!(

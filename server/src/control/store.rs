@@ -1,5 +1,6 @@
 //! What the light controller keeps in SQLite: the audit log, the schedules,
-//! and the simulated PDU's outlet states.
+//! the simulated PDU's outlet states, and what must outlive the process: each
+//! relay guard's recent switches and the flashes not yet put back.
 
 use std::collections::HashMap;
 
@@ -25,13 +26,14 @@ impl Store {
     pub async fn add_audit(&self, entry: &AuditEntry) -> Result<(), sqlx::Error> {
         let mut tx = self.db.pool().begin().await?;
         sqlx::query(
-            "INSERT INTO light_audit (at, source, outlet, action, result) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO light_audit (at, source, outlet, action, result, ok) VALUES (?, ?, ?, ?, ?, ?)",
         )
         .bind(&entry.at)
         .bind(&entry.source)
         .bind(&entry.outlet)
         .bind(&entry.action)
         .bind(&entry.result)
+        .bind(entry.ok)
         .execute(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM light_audit WHERE id <= (SELECT MAX(id) FROM light_audit) - ?")
@@ -47,7 +49,7 @@ impl Store {
     /// The database cannot be read.
     pub async fn audit(&self, limit: u32) -> Result<Vec<AuditEntry>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT at, source, outlet, action, result FROM light_audit ORDER BY id DESC LIMIT ?",
+            "SELECT at, source, outlet, action, result, ok FROM light_audit ORDER BY id DESC LIMIT ?",
         )
         .bind(i64::from(limit))
         .fetch_all(self.db.pool())
@@ -60,6 +62,7 @@ impl Store {
                     outlet: row.try_get(2)?,
                     action: row.try_get(3)?,
                     result: row.try_get(4)?,
+                    ok: row.try_get(5)?,
                 })
             })
             .collect()
@@ -138,6 +141,93 @@ impl Store {
         .await?;
         Ok(())
     }
+
+    /// Notes a real switch of `outlet` at `at_ms` (Unix milliseconds), and
+    /// forgets its switches from before `forget_before_ms`, so the table
+    /// holds one relay guard window per outlet.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub async fn add_switch(
+        &self,
+        outlet: &str,
+        at_ms: i64,
+        forget_before_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.db.pool().begin().await?;
+        sqlx::query("INSERT INTO relay_switches (outlet, at_ms) VALUES (?, ?)")
+            .bind(outlet)
+            .bind(at_ms)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM relay_switches WHERE outlet = ? AND at_ms < ?")
+            .bind(outlet)
+            .bind(forget_before_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// The switches of `outlet` since `since_ms`, oldest first, in Unix
+    /// milliseconds.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn switches(&self, outlet: &str, since_ms: i64) -> Result<Vec<i64>, sqlx::Error> {
+        sqlx::query_scalar(
+            "SELECT at_ms FROM relay_switches WHERE outlet = ? AND at_ms >= ? ORDER BY at_ms",
+        )
+        .bind(outlet)
+        .bind(since_ms)
+        .fetch_all(self.db.pool())
+        .await
+    }
+
+    /// Notes that `outlet` is flashing and must go back to `back_to`.
+    ///
+    /// # Errors
+    /// The database cannot be written.
+    pub async fn put_flash(
+        &self,
+        outlet: &str,
+        back_to: bool,
+        source: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO light_flashes (outlet, back_to, source) VALUES (?, ?, ?) \
+             ON CONFLICT(outlet) DO UPDATE SET back_to = excluded.back_to, source = excluded.source",
+        )
+        .bind(outlet)
+        .bind(back_to)
+        .bind(source)
+        .execute(self.db.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// # Errors
+    /// The database cannot be written.
+    pub async fn delete_flash(&self, outlet: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("DELETE FROM light_flashes WHERE outlet = ?")
+            .bind(outlet)
+            .execute(self.db.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The flash of `outlet` that never ended: the state it goes back to,
+    /// and who flashed it.
+    ///
+    /// # Errors
+    /// The database cannot be read.
+    pub async fn flash(&self, outlet: &str) -> Result<Option<(bool, String)>, sqlx::Error> {
+        let row = sqlx::query("SELECT back_to, source FROM light_flashes WHERE outlet = ?")
+            .bind(outlet)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +244,8 @@ mod tests {
                 source: "schedule".into(),
                 outlet: "tree".into(),
                 action: format!("on #{i}"),
-                result: "ok".into(),
+                result: "switched on (was off)".into(),
+                ok: i % 2 == 0,
             };
             store.add_audit(&entry).await.unwrap();
         }
@@ -162,5 +253,28 @@ mod tests {
         assert_eq!(kept.len(), 100);
         assert_eq!(kept[0].action, "on #149");
         assert_eq!(kept[99].action, "on #50");
+        assert!(!kept[0].ok && kept[99].ok);
+    }
+
+    #[tokio::test]
+    async fn switches_and_flashes_outlive_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(Db::open(dir.path()).await.unwrap(), 100);
+        for at in [1_000, 20_000, 70_000] {
+            store.add_switch("tree", at, at - 60_000).await.unwrap();
+        }
+        store.add_switch("star", 70_000, 10_000).await.unwrap();
+        store.put_flash("tree", true, "tweet:1").await.unwrap();
+        drop(store);
+        let store = Store::new(Db::open(dir.path()).await.unwrap(), 100);
+        // 1,000 was forgotten when 70,000 came: it is a window older.
+        assert_eq!(store.switches("tree", 0).await.unwrap(), [20_000, 70_000]);
+        assert_eq!(store.switches("tree", 25_000).await.unwrap(), [70_000]);
+        assert_eq!(
+            store.flash("tree").await.unwrap(),
+            Some((true, "tweet:1".to_string()))
+        );
+        store.delete_flash("tree").await.unwrap();
+        assert_eq!(store.flash("tree").await.unwrap(), None);
     }
 }

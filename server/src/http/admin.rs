@@ -14,7 +14,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tinsel_frontend::admin::api::{Schedules, SessionInfo};
 use tower_sessions::Session;
 use tracing::info;
@@ -174,18 +174,30 @@ async fn session_delete(admin: AdminUser) -> Result<StatusCode, ApiError> {
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// A command's answer: the outlet as read back, and what the PDU did in the
+/// audit log's words ("switched on (was off)", "already on").
+#[derive(Serialize)]
+struct CommandAnswer {
+    #[serde(flatten)]
+    outlet: OutletState,
+    result: String,
+}
+
 async fn lights_command(
     State(state): State<AppState>,
     admin: AdminUser,
     Path(name): Path<String>,
     body: Result<Json<Action>, JsonRejection>,
-) -> Result<Json<OutletState>, ApiError> {
+) -> Result<Json<CommandAnswer>, ApiError> {
     let action = json(body)?;
-    let outlet = state
+    let outcome = state
         .lights
         .command(&name, action, Source::Admin(admin.username))
         .await?;
-    Ok(Json(outlet))
+    Ok(Json(CommandAnswer {
+        result: outcome.describe(),
+        outlet: outcome.state,
+    }))
 }
 
 /// Audit entries answered when the request does not say how many.
@@ -223,35 +235,55 @@ struct Window {
     off: String,
 }
 
+/// A saved schedule, as stored (the controller writes times in one form),
+/// with the outlet as read back after it was given the state due now.
+#[derive(Serialize)]
+struct ScheduleAnswer {
+    #[serde(flatten)]
+    schedule: Schedule,
+    state: OutletState,
+    result: String,
+}
+
+/// Saves the schedule, then switches the outlet to what is due now. A switch
+/// that fails answers with its own error status, saying the schedule stands.
 async fn schedules_put(
     State(state): State<AppState>,
     admin: AdminUser,
     Path(outlet): Path<String>,
     body: Result<Json<Window>, JsonRejection>,
-) -> Result<Json<Schedule>, ApiError> {
+) -> Result<Json<ScheduleAnswer>, ApiError> {
     let Window { on, off } = json(body)?;
-    let schedule = Schedule {
-        outlet: outlet.clone(),
-        on,
-        off,
-    };
-    state
+    let schedule = Schedule { outlet, on, off };
+    let (schedule, switched) = state
         .lights
         .set_schedule(schedule, Source::Admin(admin.username))
         .await?;
-    // Answered as stored: the controller writes times in one form.
-    state
-        .lights
-        .schedules()
-        .await?
-        .into_iter()
-        .find(|s| s.outlet == outlet)
-        .map(Json)
-        .ok_or_else(|| {
-            ApiError::NotFound(format!(
-                "the schedule of {outlet:?} was removed at the same time"
-            ))
-        })
+    match switched {
+        Ok(outcome) => Ok(Json(ScheduleAnswer {
+            schedule,
+            result: outcome.describe(),
+            state: outcome.state,
+        })),
+        Err(err) => {
+            let saved = format!(
+                "the schedule of {:?} is saved, but the outlet did not take the state due now: ",
+                schedule.outlet
+            );
+            Err(match ApiError::from(err) {
+                ApiError::TooManyRequests {
+                    message,
+                    retry_after_s,
+                } => ApiError::TooManyRequests {
+                    message: saved + &message,
+                    retry_after_s,
+                },
+                ApiError::BadGateway(message) => ApiError::BadGateway(saved + &message),
+                ApiError::Conflict(message) => ApiError::Conflict(saved + &message),
+                other => other,
+            })
+        }
+    }
 }
 
 async fn schedules_delete(

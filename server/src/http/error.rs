@@ -20,6 +20,10 @@ pub enum ApiError {
     /// A session, but the request may not do this (for example no CSRF token).
     #[error("{0}")]
     Forbidden(String),
+    /// The resource's state refuses the request (a protected outlet, one
+    /// rebooting).
+    #[error("{0}")]
+    Conflict(String),
     /// Too many attempts; the client should wait this many seconds.
     #[error("{message}")]
     TooManyRequests { message: String, retry_after_s: u64 },
@@ -46,6 +50,7 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::BadGateway(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

@@ -24,7 +24,12 @@ impl From<ControlError> for ApiError {
                 message,
                 retry_after_s,
             },
-            ControlError::Unreachable { .. } => ApiError::BadGateway(message),
+            ControlError::Unreachable { .. } | ControlError::NotSwitched { .. } => {
+                ApiError::BadGateway(message)
+            }
+            ControlError::Protected { .. } | ControlError::Rebooting { .. } => {
+                ApiError::Conflict(message)
+            }
             ControlError::Database(_) => ApiError::Internal(message),
         }
     }
@@ -50,6 +55,21 @@ mod tests {
                 ControlError::Unreachable {
                     outlet: "x".into(),
                     message: "no answer".into(),
+                },
+                StatusCode::BAD_GATEWAY,
+            ),
+            (
+                ControlError::Protected {
+                    outlet: "camera".into(),
+                    refuses: "does not flash",
+                },
+                StatusCode::CONFLICT,
+            ),
+            (
+                ControlError::NotSwitched {
+                    outlet: "x".into(),
+                    wanted: "on",
+                    read: "off",
                 },
                 StatusCode::BAD_GATEWAY,
             ),

@@ -17,15 +17,16 @@ pub struct Flood {
 }
 
 impl Flood {
-    /// A flash switches twice (on and back), the other actions at most once;
-    /// the guard allows `max_switches` per `window`.
+    /// A flash switches twice per blink (away and back), the other actions
+    /// at most once; the guard allows `max_switches` per `window`, so that
+    /// many commands' switches fit in it. A flash's switches spread over its
+    /// span, so any window touches the commands that start within its
+    /// length plus that span: those are spread out to fit. And each flash is
+    /// seen on its own: the next starts once this one has ended and the tree
+    /// has shown its own state for as long.
     pub fn new(action: Action, guard: GuardSettings) -> Self {
-        let per_command = if matches!(action, Action::Flash { .. }) {
-            2
-        } else {
-            1
-        };
-        let spacing = guard.window.saturating_mul(per_command) / guard.max_switches.max(1);
+        let fit = (guard.max_switches / action.switches()).max(1);
+        let spacing = ((guard.window + action.span()) / fit).max(action.cycle());
         Self {
             spacing,
             last: None,
@@ -66,25 +67,63 @@ mod tests {
 
     #[test]
     fn flashes_stay_within_the_guard_however_many_tweets_arrive() {
-        let mut flood = Flood::new(Action::Flash { seconds: 5 }, guard(10, 60));
-        assert_eq!(flood.spacing(), Duration::from_secs(12));
-        let start = Instant::now();
-        // 1,000 tweets a second for two minutes.
-        let fired: Vec<u64> = (0..120_000u64)
-            .filter(|ms| flood.offer(start + Duration::from_millis(*ms)))
-            .collect();
-        assert_eq!(
-            fired,
-            [
-                0, 12_000, 24_000, 36_000, 48_000, 60_000, 72_000, 84_000, 96_000, 108_000
-            ]
-        );
-        assert_eq!(flood.fired, 10);
-        assert_eq!(flood.coalesced, 120_000 - 10);
-        // Any 60 s window holds at most 5 flashes = 10 switches.
-        for w in fired.windows(6) {
-            assert!(w[5] - w[0] >= 60_000, "{w:?}");
+        for action in [
+            Action::flash(5),
+            Action::flash(1),
+            Action::Flash {
+                seconds: 2,
+                blinks: 3,
+            },
+        ] {
+            let mut flood = Flood::new(action, guard(10, 60));
+            let start = Instant::now();
+            // 1,000 tweets a second for five minutes.
+            let fired: Vec<Instant> = (0..300_000u64)
+                .map(|ms| start + Duration::from_millis(ms))
+                .filter(|at| flood.offer(*at))
+                .collect();
+            assert_eq!(flood.fired as usize, fired.len());
+            assert_eq!(flood.coalesced, 300_000 - flood.fired);
+            // Every switch of every flash: away at the start, then one per
+            // `seconds`, the last one back.
+            let Action::Flash { seconds, blinks } = action else {
+                unreachable!()
+            };
+            let switches: Vec<Instant> = fired
+                .iter()
+                .flat_map(|at| {
+                    (0..2 * blinks).map(move |k| *at + Duration::from_secs(u64::from(k * seconds)))
+                })
+                .collect();
+            // What the relay guard sees: no 60 s window holds more than 10.
+            for first in &switches {
+                let in_window = switches
+                    .iter()
+                    .filter(|at| {
+                        **at >= *first && at.duration_since(*first) < Duration::from_secs(60)
+                    })
+                    .count();
+                assert!(in_window <= 10, "{action}: {in_window} switches in 60 s");
+            }
+            assert!(
+                flood.fired >= 5,
+                "{action}: only {} flashes in 5 min",
+                flood.fired
+            );
+            // Each flash ends, and the tree shows its state, before the next.
+            for pair in fired.windows(2) {
+                assert!(
+                    pair[1] - pair[0] >= action.cycle(),
+                    "{action}: flashes overlap"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn a_loose_guard_still_shows_each_flash_on_its_own() {
+        let flood = Flood::new(Action::flash(3), guard(100_000, 1));
+        assert_eq!(flood.spacing(), Duration::from_secs(6));
     }
 
     #[test]

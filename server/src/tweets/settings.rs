@@ -8,11 +8,12 @@ use thiserror::Error;
 
 use crate::config::Secret;
 use crate::control::settings::LightsConfig;
-use crate::control::{Action, MAX_FLASH_S};
+use crate::control::{Action, MAX_BLINKS, MAX_FLASH_S};
 
 pub const DEFAULT_API_BASE: &str = "https://api.x.com";
 pub const DEFAULT_POLL_INTERVAL_S: u64 = 15;
 pub const DEFAULT_SECONDS: u32 = 5;
+pub const DEFAULT_BLINKS: u32 = 1;
 /// Polls at most once a day apart; a longer interval is a typo.
 pub const MAX_POLL_INTERVAL_S: u64 = 86_400;
 /// A page of 100 tweets with their authors is about 60 KB; 1 MiB leaves room
@@ -48,6 +49,18 @@ pub enum TwitterConfigError {
         "[twitter] outlets names {0:?}, but no outlet has that name (see [[outlet]], or GET /api/lights)"
     )]
     UnknownOutlet(String),
+    #[error(
+        "[twitter] outlets names {0:?}, which is protected ([[outlet]] protected = true): tweets never switch it; take it out of outlets"
+    )]
+    ProtectedOutlet(String),
+    #[error(
+        "[twitter] blinks = {blinks} needs {needed} switches per tweet, more than relay_guard_switches = {allowed} allows; use fewer blinks or raise relay_guard_switches"
+    )]
+    Blinks {
+        blinks: u32,
+        needed: u32,
+        allowed: u32,
+    },
     #[error("[twitter] api_base = {0:?} is not an http:// or https:// URL")]
     ApiBase(String),
     #[error("[twitter] {key} = {value} is out of range: use {min} to {max}")]
@@ -71,6 +84,8 @@ pub struct RawTwitter {
     /// Outlet names; all outlets when absent.
     pub outlets: Option<Vec<String>>,
     pub seconds: Option<u32>,
+    /// A flash blinks this many times, `seconds` each, `seconds` apart.
+    pub blinks: Option<u32>,
     /// The largest answer read from the X API, in bytes; a larger one is an
     /// error, not read to its end.
     pub max_response_bytes: Option<u64>,
@@ -157,24 +172,47 @@ impl TwitterConfig {
             MAX_RETENTION_DAYS,
         )?;
         let seconds = raw.seconds.unwrap_or(DEFAULT_SECONDS);
+        let blinks = in_range(
+            "blinks",
+            u64::from(raw.blinks.unwrap_or(DEFAULT_BLINKS)),
+            1,
+            u64::from(MAX_BLINKS),
+        )? as u32;
         let action = match raw.action.as_deref().unwrap_or("flash") {
-            "flash" if (1..=MAX_FLASH_S).contains(&seconds) => Action::Flash { seconds },
+            "flash" if (1..=MAX_FLASH_S).contains(&seconds) => Action::Flash { seconds, blinks },
             "flash" => return Err(TwitterConfigError::Seconds(seconds)),
             "on" => Action::On,
             "off" => Action::Off,
             "toggle" => Action::Toggle,
             other => return Err(TwitterConfigError::Action(other.to_string())),
         };
+        if action.switches() > lights.guard.max_switches {
+            return Err(TwitterConfigError::Blinks {
+                blinks,
+                needed: action.switches(),
+                allowed: lights.guard.max_switches,
+            });
+        }
         let outlets = match raw.outlets {
             Some(names) => {
                 for name in &names {
-                    if !lights.outlets.iter().any(|o| &o.name == name) {
-                        return Err(TwitterConfigError::UnknownOutlet(name.clone()));
+                    match lights.outlets.iter().find(|o| &o.name == name) {
+                        None => return Err(TwitterConfigError::UnknownOutlet(name.clone())),
+                        Some(o) if o.protected => {
+                            return Err(TwitterConfigError::ProtectedOutlet(name.clone()));
+                        }
+                        Some(_) => {}
                     }
                 }
                 names
             }
-            None => lights.outlets.iter().map(|o| o.name.clone()).collect(),
+            // Every outlet but the protected ones.
+            None => lights
+                .outlets
+                .iter()
+                .filter(|o| !o.protected)
+                .map(|o| o.name.clone())
+                .collect(),
         };
         Ok(Some(Self {
             bearer_token,
@@ -233,7 +271,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(config.action, Action::Flash { seconds: 5 });
+        assert_eq!(config.action, Action::flash(5));
         assert_eq!(config.outlets.len(), 8);
         assert_eq!(config.api_base, "https://api.x.com");
         assert_eq!(config.poll_interval, Duration::from_secs(15));

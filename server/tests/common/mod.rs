@@ -20,7 +20,8 @@ pub struct Server {
     logs: Arc<Mutex<Vec<String>>>,
     pub data_dir: PathBuf,
     /// The session cookie of the test admin, once logged in.
-    admin_cookie: Mutex<Option<String>>,
+    /// The test admin's session cookie and CSRF token, once logged in.
+    admin_session: Mutex<Option<(String, String)>>,
 }
 
 /// The admin account tests log in with (see [`Server::admin_get`]).
@@ -92,7 +93,7 @@ impl Server {
             http: "0.0.0.0:0".parse().unwrap(),
             logs,
             data_dir,
-            admin_cookie: Mutex::new(None),
+            admin_session: Mutex::new(None),
         };
         server.rtmp = server.wait_for_address("RTMP listening");
         server.http = server.wait_for_address("HTTP listening");
@@ -145,11 +146,12 @@ impl Server {
         }
     }
 
-    /// GETs an admin route as the test admin, who is created (with `tinsel
-    /// user add`, which works while the server runs) and logged in on first use.
-    pub fn admin_get(&self, path: &str) -> (u16, String) {
-        let mut cookie = self.admin_cookie.lock().unwrap();
-        if cookie.is_none() {
+    /// The test admin's cookie and CSRF token: the admin is created (with
+    /// `tinsel user add`, which works while the server runs) and logged in on
+    /// first use.
+    fn admin_session(&self) -> (String, String) {
+        let mut session = self.admin_session.lock().unwrap();
+        if session.is_none() {
             let (ok, _, err) = user_add(&self.data_dir, ADMIN, ADMIN_PASSWORD);
             assert!(ok, "tinsel user add: {err}");
             let body = format!(r#"{{"username":"{ADMIN}","password":"{ADMIN_PASSWORD}"}}"#);
@@ -158,22 +160,37 @@ impl Server {
                 .set("Content-Type", "application/json")
                 .send_string(&body)
                 .expect("the test admin logs in");
-            let set = response.header("set-cookie").expect("a session cookie");
-            *cookie = Some(set.split(';').next().unwrap().to_string());
+            let cookie = response.header("set-cookie").expect("a session cookie");
+            let cookie = cookie.split(';').next().unwrap().to_string();
+            let info: serde_json::Value =
+                serde_json::from_str(&response.into_string().unwrap()).unwrap();
+            let csrf = info["csrf_token"]
+                .as_str()
+                .expect("a CSRF token")
+                .to_string();
+            *session = Some((cookie, csrf));
         }
+        session.clone().unwrap()
+    }
+
+    /// GETs an admin route as the test admin.
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        let (cookie, _) = self.admin_session();
         let request = ureq::get(&format!("http://{}{path}", self.http))
             .timeout(Duration::from_secs(10))
-            .set("Cookie", cookie.as_deref().unwrap());
-        match request.call() {
-            Ok(response) => (
-                response.status(),
-                response.into_string().unwrap_or_default(),
-            ),
-            Err(ureq::Error::Status(code, response)) => {
-                (code, response.into_string().unwrap_or_default())
-            }
-            Err(err) => panic!("GET {path}: {err}"),
-        }
+            .set("Cookie", &cookie);
+        answer(path, request.call())
+    }
+
+    /// POSTs JSON to an admin route as the test admin, with the CSRF token.
+    pub fn admin_post(&self, path: &str, json: &str) -> (u16, String) {
+        let (cookie, csrf) = self.admin_session();
+        let request = ureq::post(&format!("http://{}{path}", self.http))
+            .timeout(Duration::from_secs(30))
+            .set("Cookie", &cookie)
+            .set("X-CSRF-Token", &csrf)
+            .set("Content-Type", "application/json");
+        answer(path, request.send_string(json))
     }
 
     /// The `/api/streams` entry of the `tree` stream.
@@ -281,6 +298,20 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Status and body of an answer, whatever its status.
+fn answer(path: &str, result: Result<ureq::Response, ureq::Error>) -> (u16, String) {
+    match result {
+        Ok(response) => (
+            response.status(),
+            response.into_string().unwrap_or_default(),
+        ),
+        Err(ureq::Error::Status(code, response)) => {
+            (code, response.into_string().unwrap_or_default())
+        }
+        Err(err) => panic!("{path}: {err}"),
     }
 }
 

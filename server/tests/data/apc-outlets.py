@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
 # An APC PDU for the tests: net-snmp's snmpd runs this as a pass_persist
-# script. It serves the sPDUOutletCtl column (1 on, 2 off, 3 reboot, which ends
-# on) for four outlets, keeping their states in the file named by its argument.
-import os, sys
+# script. It serves the sPDUOutletCtl column for four outlets: 1 on, 2 off,
+# and 3 reboot, which reads 3 for REBOOT_S seconds and then on, as APC's
+# outletReboot does. The states are kept in the file named by its argument;
+# every set that lands is logged to that file + ".sets" as "unix_ms outlet
+# value", so a test reads what the PDU was told, and when.
+import os, sys, time
 BASE = ".1.3.6.1.4.1.318.1.1.4.4.2.1.3"
 STATE = sys.argv[1]
 COUNT = 4
+REBOOT_S = 3.0
 
 def load():
     try:
         with open(STATE) as f:
-            return [int(x) for x in f.read().split()]
+            states = [int(x) for x in f.read().split()]
     except FileNotFoundError:
         return [2] * COUNT
+    try:
+        with open(STATE + ".reboot") as f:
+            ends = [float(x) for x in f.read().split()]
+    except FileNotFoundError:
+        ends = [0.0] * COUNT
+    return [1 if v == 3 and time.time() >= ends[i] else v for i, v in enumerate(states)]
 
 def save(states):
     with open(STATE + ".tmp", "w") as f:
@@ -54,8 +64,19 @@ for line in sys.stdin:
             say("wrong-value")
         else:
             states = load()
-            states[i - 1] = 1 if value == "3" else int(value)
+            states[i - 1] = int(value)
+            if value == "3":
+                try:
+                    with open(STATE + ".reboot") as f:
+                        ends = [float(x) for x in f.read().split()]
+                except FileNotFoundError:
+                    ends = [0.0] * COUNT
+                ends[i - 1] = time.time() + REBOOT_S
+                with open(STATE + ".reboot", "w") as f:
+                    f.write(" ".join(map(str, ends)))
             save(states)
+            with open(STATE + ".sets", "a") as f:
+                f.write(f"{int(time.time() * 1000)} {i} {value}\n")
             say("DONE")
     else:
         say("NONE")
