@@ -181,7 +181,7 @@ impl Pdu {
         match &config.kind {
             PduKind::Snmp { target, model } => Pdu::Snmp {
                 name: config.name.clone(),
-                client: Box::new(SnmpClient::new(&config.name, target.clone())),
+                client: Box::new(SnmpClient::new(&config.name, (**target).clone())),
                 model: model.clone(),
             },
             PduKind::Simulated => Pdu::Simulated {

@@ -160,7 +160,11 @@ pub struct SnmpTarget {
 
 #[derive(Debug, Clone)]
 pub enum PduKind {
-    Snmp { target: SnmpTarget, model: Model },
+    /// Boxed: the SNMP target is much larger than the simulated variant.
+    Snmp {
+        target: Box<SnmpTarget>,
+        model: Model,
+    },
     Simulated,
 }
 
@@ -426,12 +430,12 @@ fn pdu(raw: RawPdu) -> Result<PduConfig, LightsConfigError> {
     Ok(PduConfig {
         name: raw.name,
         kind: PduKind::Snmp {
-            target: SnmpTarget {
+            target: Box::new(SnmpTarget {
                 address,
                 auth,
                 timeout: Duration::from_millis(timeout_ms),
                 retries,
-            },
+            }),
             model,
         },
     })
