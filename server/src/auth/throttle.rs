@@ -1,9 +1,12 @@
 //! Login throttling: failed logins are counted per account and per client
 //! address over a sliding window; past the limit, logins wait.
 //!
-//! Pure logic: the caller passes the time in. The counts live in memory, so a
-//! restart forgets them; that is fine for slowing down guessing, which is all
-//! this is for (the argon2 hash does the rest).
+//! Pure logic: the caller passes the time in, and this is the in-memory view
+//! every login checks. The failures are also kept in the database
+//! ([`super::login_failures`]) and put back with [`Throttle::restore`] at
+//! startup: otherwise a restart, or each turn of a crash loop, would give a
+//! guesser a fresh allowance. The throttle only slows guessing down; the
+//! argon2 hash does the rest.
 //!
 //! Memory is bounded whatever a stranger sends: the caller passes only
 //! account names that pass the account name rule (at most 64 bytes), an
