@@ -125,3 +125,26 @@ impl Logins {
         self.throttle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_error_leaves_the_count_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(dir.path()).await.unwrap();
+        let logins = Logins::new(db.clone(), Limits::default());
+        db.pool().close().await;
+        let address = IpAddr::from([192, 0, 2, 1]);
+        for _ in 0..5 {
+            let attempt = logins.begin("alice", address).unwrap();
+            logins.failed(attempt, "alice", address).await;
+        }
+        assert!(logins.begin("alice", address).is_err(), "still held back");
+        let attempt = logins.begin("bob", address).unwrap();
+        logins.succeeded(attempt, "bob", address).await;
+        // Nothing to read back: it starts empty, and says so.
+        Logins::new(db, Limits::default()).restore().await;
+    }
+}
