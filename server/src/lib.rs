@@ -212,6 +212,9 @@ pub async fn run(
         tweets,
     );
     state.pushes = push::Pushes::start(&config.pushes, &hub, &tracker, &token);
+    // Before the HTTP port is served: a login must not slip in before the
+    // failures from before a restart count again.
+    state.logins.restore().await;
     state.restarts = Arc::new(restarts);
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
+use crate::auth::logins::Logins;
+use crate::auth::throttle::Limits;
 use crate::config::Config;
 use crate::control::Lights;
 use crate::db::Db;
@@ -25,6 +27,9 @@ pub struct AppState {
     pub lights: Lights,
     /// The tweet poller's status.
     pub tweets: Tweets,
+    /// Failed admin logins: the throttle, and the table that keeps it over
+    /// a restart.
+    pub logins: Logins,
     /// Where the streams are pushed on to, and how that goes.
     pub pushes: Pushes,
     /// Where the built web app lives and what its files are called.
@@ -55,6 +60,13 @@ impl AppState {
             .site_root(config.site_dir.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .build();
+        let logins = Logins::new(
+            db.clone(),
+            Limits {
+                max_entries: config.auth_limits.login_throttle_max_entries,
+                ..Limits::default()
+            },
+        );
         Self {
             config,
             hub,
@@ -63,6 +75,7 @@ impl AppState {
             db,
             lights,
             tweets,
+            logins,
             pushes: Pushes::default(),
             restarts: Arc::default(),
             leptos,

@@ -191,6 +191,98 @@ fn bad_passwords_get_401_then_429_for_that_account() {
     println!("throttled after 5 failures, Retry-After {wait} s");
 }
 
+/// The `Retry-After` of a 429, in seconds.
+fn retry_after(answer: &Answer) -> u64 {
+    assert_eq!(answer.status, 429, "{}", answer.body);
+    answer
+        .retry_after
+        .as_deref()
+        .and_then(|v| v.parse().ok())
+        .expect("Retry-After in seconds")
+}
+
+#[test]
+fn failed_logins_survive_a_restart() {
+    let dir = temp_dir("throttle-restart");
+    for name in ["alice", "bob", "carol"] {
+        let (ok, _, err) = user_add(&dir, name, PASSWORD);
+        assert!(ok, "{err}");
+    }
+    let server = Server::start_in(dir.clone(), &[]);
+    for attempt in 1..=5 {
+        let (_, answer) = Client::log_in(&server, "alice", "wrong password");
+        assert_eq!(answer.status, 401, "alice, attempt {attempt}");
+    }
+    for attempt in 1..=4 {
+        let (_, answer) = Client::log_in(&server, "carol", "wrong password");
+        assert_eq!(answer.status, 401, "carol, attempt {attempt}");
+    }
+    let before = retry_after(&Client::log_in(&server, "alice", "wrong password").1);
+    let measured = std::time::Instant::now();
+
+    // Dropping the server kills it with SIGKILL: nothing is saved on the way out.
+    drop(server);
+    // Down for a few seconds, so that a window wrongly restarted at startup
+    // shows in Retry-After.
+    std::thread::sleep(Duration::from_secs(3));
+    let server = Server::start_in(dir.clone(), &[]);
+    assert!(
+        server
+            .logs()
+            .iter()
+            .any(|line| line.contains("failed logins from before the restart still count")),
+        "{:#?}",
+        server.logs()
+    );
+    let answer = Client::log_in(&server, "alice", "wrong password").1;
+    let after = retry_after(&answer);
+    let elapsed = measured.elapsed().as_secs();
+    // The window runs on from the first failure, not from the restart.
+    assert!(
+        (before.saturating_sub(elapsed + 2)..=before + 1 - elapsed).contains(&after),
+        "Retry-After {before} s before the restart, {after} s after it, {elapsed} s later"
+    );
+    assert!(
+        answer.body["error"]
+            .as_str()
+            .unwrap()
+            .contains("try again in 15 minutes"),
+        "{}",
+        answer.body
+    );
+    let (client, answer) = Client::log_in(&server, "alice", PASSWORD);
+    assert_eq!(answer.status, 429, "the right password waits too");
+    assert!(client.cookie.is_none());
+    let (client, answer) = Client::log_in(&server, "bob", PASSWORD);
+    assert_eq!(answer.status, 200, "bob is not held up: {}", answer.body);
+    assert!(client.cookie.is_some());
+    // Carol's four failures came back, and a good login clears them as ever.
+    let (_, answer) = Client::log_in(&server, "carol", PASSWORD);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+
+    // Cleared in the database too: after another restart carol has five
+    // tries again, where the four old failures would leave her one.
+    drop(server);
+    let server = Server::start_in(dir, &[]);
+    for attempt in 1..=5 {
+        let (_, answer) = Client::log_in(&server, "carol", "wrong password");
+        assert_eq!(
+            answer.status, 401,
+            "carol after the restart, attempt {attempt}"
+        );
+    }
+    retry_after(&Client::log_in(&server, "carol", "wrong password").1);
+    let again = retry_after(&Client::log_in(&server, "alice", "wrong password").1);
+    assert!(
+        again <= after,
+        "alice is still held back: Retry-After {again} s"
+    );
+    println!(
+        "alice: Retry-After {before} s before the restart, {after} s after it ({elapsed} s later), \
+         {again} s after a second restart"
+    );
+}
+
 #[test]
 fn an_admin_switches_an_outlet_with_the_csrf_token_then_logs_out() {
     let server = server_with_alice();

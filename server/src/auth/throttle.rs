@@ -1,9 +1,12 @@
 //! Login throttling: failed logins are counted per account and per client
 //! address over a sliding window; past the limit, logins wait.
 //!
-//! Pure logic: the caller passes the time in. The counts live in memory, so a
-//! restart forgets them; that is fine for slowing down guessing, which is all
-//! this is for (the argon2 hash does the rest).
+//! Pure logic: the caller passes the time in, and this is the in-memory view
+//! every login checks. The failures are also kept in the database
+//! ([`super::login_failures`]) and put back with [`Throttle::restore`] at
+//! startup: otherwise a restart, or each turn of a crash loop, would give a
+//! guesser a fresh allowance. The throttle only slows guessing down; the
+//! argon2 hash does the rest.
 //!
 //! Memory is bounded whatever a stranger sends: the caller passes only
 //! account names that pass the account name rule (at most 64 bytes), an
@@ -84,6 +87,21 @@ impl Throttle {
             Some(wait) => Err(wait),
             None => Ok(()),
         }
+    }
+
+    /// Counts a failure remembered from before a restart, at `at`; call it
+    /// oldest first, before any login. `account` is `None` for a failure a
+    /// good login cleared from the account's count but not from the
+    /// address's. Only the newest failures up to each limit are kept, as
+    /// [`Throttle::begin`] keeps them: older ones cannot change a wait.
+    pub fn restore(&mut self, at: Instant, account: Option<&str>, address: IpAddr) {
+        if let Some(account) = account {
+            self.accounts.push(account, at);
+            self.accounts.keep_newest(account, self.limits.per_account);
+        }
+        self.addresses.push(&address, at);
+        self.addresses
+            .keep_newest(&address, self.limits.per_address);
     }
 
     /// Counts a failed login.
@@ -183,6 +201,18 @@ impl<K: Hash + Eq + Clone> Failures<K> {
             && let Some(i) = failures.iter().rposition(|&t| t == at)
         {
             failures.remove(i);
+        }
+    }
+
+    /// Forgets all but the newest `limit` failures of `key`.
+    fn keep_newest<Q>(&mut self, key: &Q, limit: usize)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        if let Some((_, failures)) = self.entries.get_mut(key) {
+            let excess = failures.len().saturating_sub(limit);
+            failures.drain(..excess);
         }
     }
 
@@ -349,6 +379,26 @@ mod tests {
         );
         assert!(throttle.accounts.get_mut("made-up-0").is_none());
         assert!(throttle.accounts.get_mut("made-up-9999").is_some());
+    }
+
+    #[test]
+    fn restored_failures_count_as_before_a_restart() {
+        let start = Instant::now();
+        let mut throttle = Throttle::new(LIMITS);
+        for i in 0..7 {
+            throttle.restore(start + Duration::from_secs(i * 10), Some("alice"), ip(1));
+        }
+        // Cleared from bob's count by a good login; still the address's.
+        throttle.restore(start + Duration::from_secs(70), None, ip(2));
+        let now = start + Duration::from_secs(100);
+        // The newest five of alice's seven: the first of them was at 20 s.
+        assert_eq!(
+            throttle.check(now, "alice", ip(3)),
+            Err(Duration::from_secs(820))
+        );
+        assert_eq!(throttle.accounts.get_mut("alice").unwrap().len(), 5);
+        assert_eq!(throttle.check(now, "bob", ip(3)), Ok(()));
+        assert_eq!(throttle.addresses.get_mut(&ip(2)).unwrap().len(), 1);
     }
 
     #[test]

@@ -3,11 +3,10 @@
 //!
 //! Every route here takes an [`AdminUser`], so it answers 401 without a
 //! session and 403 on a change without the session's CSRF token. Logging in is
-//! throttled per account and per client address.
+//! throttled per account and per client address, and the failures are kept
+//! over a restart ([`crate::auth::logins`]).
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -21,7 +20,6 @@ use tracing::info;
 
 use crate::auth::accounts::{self, AccountError};
 use crate::auth::hashing::Hashing;
-use crate::auth::throttle::{Limits, Throttle};
 use crate::auth::{AdminUser, SessionSettings, session};
 use crate::control::{Action, AuditEntry, OutletState, Schedule, Source};
 use crate::http::ApiError;
@@ -29,21 +27,13 @@ use crate::limits::refused;
 use crate::limits::slots::client_key;
 use crate::state::AppState;
 
-/// Failed logins, shared by every request.
-type Logins = Arc<Mutex<Throttle>>;
-
 /// The admin routes, under `/api`, with the session layer on them only.
 pub fn admin_routes(state: &AppState) -> Router<AppState> {
     let settings = SessionSettings {
         idle_timeout: state.config.admin_idle_timeout,
         secure: state.config.secure_cookies,
     };
-    let auth_limits = state.config.auth_limits;
-    let logins: Logins = Arc::new(Mutex::new(Throttle::new(Limits {
-        max_entries: auth_limits.login_throttle_max_entries,
-        ..Limits::default()
-    })));
-    let hashing = Hashing::new(&auth_limits);
+    let hashing = Hashing::new(&state.config.auth_limits);
     Router::new()
         .route(
             "/session",
@@ -60,7 +50,6 @@ pub fn admin_routes(state: &AppState) -> Router<AppState> {
             "/schedules/{outlet}",
             put(schedules_put).delete(schedules_delete),
         )
-        .layer(Extension(logins))
         .layer(Extension(hashing))
         .layer(session::layer(&state.db, settings))
 }
@@ -78,7 +67,6 @@ struct Login {
 /// checked, as many at a time as `login_max_concurrent_hashes` allows.
 async fn session_create(
     State(state): State<AppState>,
-    Extension(logins): Extension<Logins>,
     Extension(hashing): Extension<Hashing>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     session: Session,
@@ -108,29 +96,31 @@ async fn session_create(
         )));
     }
     let address = client_key(peer.ip());
-    let began = Instant::now();
-    let allowed = lock(&logins).begin(began, &username, address);
-    if let Err(wait) = allowed {
-        let minutes = wait.as_secs().div_ceil(60);
-        refused(
-            peer,
-            "login_throttle",
-            format_args!("login for {username:?}: too many failures"),
-        );
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "too many failed logins for this account or from this address; \
-                 try again in {minutes} minute{}",
-                if minutes == 1 { "" } else { "s" }
-            ),
-            retry_after_s: wait.as_secs().max(1),
-        });
-    }
+    let logins = &state.logins;
+    let attempt = match logins.begin(&username, address) {
+        Ok(attempt) => attempt,
+        Err(wait) => {
+            let minutes = wait.as_secs().div_ceil(60);
+            refused(
+                peer,
+                "login_throttle",
+                format_args!("login for {username:?}: too many failures"),
+            );
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "too many failed logins for this account or from this address; \
+                     try again in {minutes} minute{}",
+                    if minutes == 1 { "" } else { "s" }
+                ),
+                retry_after_s: wait.as_secs().max(1),
+            });
+        }
+    };
     let good = match accounts::verify(&state.db, &hashing, &username, &password).await {
         Ok(good) => good,
         Err(AccountError::Busy) => {
             // No password was checked: the attempt does not count.
-            lock(&logins).handle_abandoned(began, &username, address);
+            logins.abandoned(attempt, &username, address);
             refused(
                 peer,
                 "login_max_waiting_hashes",
@@ -141,6 +131,8 @@ async fn session_create(
         Err(err) => return Err(ApiError::Internal(err.to_string())),
     };
     if !good {
+        // Kept before the 401 goes out: an answered guess survives a restart.
+        logins.failed(attempt, &username, address).await;
         // Through the rate-limited line: failures come as fast as hashes do.
         refused(
             peer,
@@ -151,7 +143,7 @@ async fn session_create(
             "wrong username or password".to_string(),
         ));
     }
-    lock(&logins).handle_success(began, &username, address);
+    logins.succeeded(attempt, &username, address).await;
     let csrf_token = session::log_in(&session, &username).await?;
     info!(%username, %address, "logged in");
     Ok(Json(SessionInfo {
@@ -311,11 +303,4 @@ fn json<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
             ApiError::BadRequest(rejection.body_text())
         }
     })
-}
-
-fn lock(logins: &Logins) -> std::sync::MutexGuard<'_, Throttle> {
-    // The lock is held for a few map operations that cannot panic midway.
-    logins
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
