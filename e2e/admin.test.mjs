@@ -75,6 +75,14 @@ test('log in at /admin, switch an outlet, and see the state change', async () =>
   assert.equal(await outletOn('outlet-1'), false);
 
   await waitFor('the watch page to show outlet-1 off', async () => (await bulb.getAttribute('data-state')) === 'off');
+
+  // A flash of the dark outlet lights it for 5 s and puts it back: the
+  // visitor sees it lit, then dark, and reads who did it.
+  await card.locator('button[data-action="flash"]').click();
+  await waitFor('the watch page to show outlet-1 lit by the flash', async () => (await bulb.getAttribute('data-state')) === 'on');
+  await watch.locator('.actions li', { hasText: '@alice made outlet-1 blink' }).waitFor({ timeout: 20000 });
+  await waitFor('the watch page to show outlet-1 dark after the flash', async () => (await bulb.getAttribute('data-state')) === 'off', { timeoutMs: 20000 });
+  await page.locator('.audit td', { hasText: 'flashed on for 5 s (read back: on)' }).first().waitFor({ timeout: 20000 });
   await watch.close();
 
   // The stream health part is there, with no publisher; the outward links
