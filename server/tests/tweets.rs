@@ -21,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 
+use common::snmpd::{Snmpd, assert_flash, wait_sets};
 use common::{Server, temp_dir, wait_for};
 
 const TOKEN: &str = "AAAAAAAAAAAAAAAAAAAAAtest-bearer";
@@ -806,5 +807,69 @@ fn a_flood_of_1000_tweets_switches_within_the_relay_guard_and_the_server_stays_r
     assert!(
         slowest < Duration::from_secs(1),
         "slowest answer {slowest:?}"
+    );
+}
+
+#[test]
+fn ten_tweets_in_a_burst_on_a_lit_tree_make_one_visible_flash() {
+    let agent = Snmpd::start();
+    // The tree lit, as on any evening.
+    agent.set(1, 1);
+    let x = FakeX::start();
+    let dir = temp_dir("tweets-burst");
+    let data = dir.join("data");
+    let pdu = format!(
+        "[[pdu]]\nname = \"pdu1\"\naddress = \"{}\"\ncommunity = \"private\"\n\
+         [[outlet]]\nname = \"tree-lights\"\npdu = \"pdu1\"\nindex = 1\n",
+        agent.address()
+    );
+    // The default relay guard: 10 switches a minute.
+    let cfg = config(&dir, &x, TOKEN, r#"["tree-lights"]"#, &pdu);
+    let from = agent.sets().len();
+    let ids = x.add_tweets(10);
+    let server = start(&data, &cfg);
+    // The agent sees the lit tree go dark for 3 s, and lit again.
+    let sets = wait_sets(&agent, 1, from, 2);
+    assert_flash(&sets, 2, 1, 3, "ten tweets on a lit tree");
+    let status = wait_for(Duration::from_secs(10), "all ten counted", || {
+        let s = tweets_status(&server);
+        (s["fired"].as_u64().unwrap_or(0) + s["coalesced"].as_u64().unwrap_or(0) >= 10).then_some(s)
+    });
+    assert_eq!(
+        (status["fired"].as_u64(), status["coalesced"].as_u64()),
+        (Some(1), Some(9)),
+        "{status}"
+    );
+    let audit = tweet_audit_all(&data);
+    let first = format!("tweet:{}", ids[0]);
+    let rows: Vec<(&str, &str, &str, bool)> = audit
+        .iter()
+        .map(|r| (r.0.as_str(), r.2.as_str(), r.3.as_str(), r.4))
+        .collect();
+    assert_eq!(rows[0].0, first, "the oldest tweet fires: {rows:?}");
+    assert_eq!(
+        rows[0].2, "flashed off for 3 s (read back: off)",
+        "{rows:?}"
+    );
+    assert!(rows[0].1.starts_with("flash 3 s for @"), "{rows:?}");
+    assert_eq!(
+        rows[1],
+        (first.as_str(), "flash end", "back on (read back: on)", true)
+    );
+    // Later polls bring nothing new: the agent is told nothing more.
+    let polls = x.requests().len();
+    wait_for(Duration::from_secs(10), "two more polls", || {
+        (x.requests().len() >= polls + 2).then_some(())
+    });
+    assert_eq!(
+        agent.sets_of(1, from).len(),
+        2,
+        "{:?}",
+        agent.sets_of(1, from)
+    );
+    assert_eq!(agent.get(1), Some(1), "the tree is lit again");
+    println!(
+        "ten tweets in a burst: fired 1, coalesced 9; the agent saw off then on {} ms apart",
+        sets[1].0
     );
 }
