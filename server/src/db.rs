@@ -101,6 +101,23 @@ impl Db {
     }
 }
 
+/// A wall-clock time as the database keeps it: Unix milliseconds. A clock
+/// before 1970 is taken as 1970: rows then look old, and go.
+pub fn unix_ms(at: std::time::SystemTime) -> i64 {
+    let since = at.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The `Instant` of a stamp `at_ms`, `now_ms` being `now`: `now` less its age
+/// on the wall clock. One from the future (the clock was set back since)
+/// counts as now, and so does one older than the platform's `Instant` can
+/// be: either way it counts for longer, never for less.
+pub fn instant_at(at_ms: i64, now_ms: i64, now: std::time::Instant) -> std::time::Instant {
+    let age_ms = u64::try_from(now_ms.saturating_sub(at_ms)).unwrap_or(0);
+    now.checked_sub(Duration::from_millis(age_ms))
+        .unwrap_or(now)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

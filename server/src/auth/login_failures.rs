@@ -14,12 +14,12 @@
 //! them.
 
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use sqlx::{Row, SqliteConnection};
 
 use super::throttle::{Limits, Throttle};
-use crate::db::Db;
+use crate::db::{Db, instant_at, unix_ms};
 
 #[derive(Clone, Debug)]
 pub struct LoginFailures {
@@ -155,21 +155,6 @@ pub fn restore(
         previous = Some(at);
         throttle.restore(at, failure.account.as_deref(), failure.address);
     }
-}
-
-/// The `Instant` of a failure at `at_ms`, `now_ms` being `now`: `now` less
-/// its age on the wall clock. One from the future (the clock was set back
-/// since) counts as now, and so does one older than the platform's `Instant`
-/// can be: either way it counts for longer, never for less.
-fn instant_at(at_ms: i64, now_ms: i64, now: Instant) -> Instant {
-    let age_ms = u64::try_from(now_ms.saturating_sub(at_ms)).unwrap_or(0);
-    now.checked_sub(Duration::from_millis(age_ms))
-        .unwrap_or(now)
-}
-
-fn unix_ms(at: SystemTime) -> i64 {
-    // A clock before 1970 is taken as 1970: rows then look old, and go.
-    duration_ms(at.duration_since(UNIX_EPOCH).unwrap_or_default())
 }
 
 fn duration_ms(duration: Duration) -> i64 {

@@ -24,7 +24,7 @@
 //! mid-flash puts the outlet back when it starts again.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
@@ -37,6 +37,7 @@ use crate::control::outcome::{Change, Outcome, read_back, word};
 use crate::control::pdu::{Pdu, PduError};
 use crate::control::store::Store;
 use crate::control::{Action, Audit, ControlError, OutletState, Source};
+use crate::db::{instant_at, unix_ms};
 
 /// A read this recent is the PDU's truth; an older one is read again before
 /// a command. Short: a switch at the PDU a second before a tweet must count.
@@ -230,10 +231,8 @@ impl Worker {
             match self.store.switches(&slot.name, since).await {
                 Ok(switches) => {
                     for at_ms in switches {
-                        let age =
-                            Duration::from_millis(wall_now.saturating_sub(at_ms).max(0) as u64);
                         slot.guard
-                            .record(now.checked_sub(age).unwrap_or(now).into_std());
+                            .record(instant_at(at_ms, wall_now, now.into_std()));
                     }
                 }
                 Err(err) => warn!(
@@ -639,11 +638,6 @@ impl Worker {
 /// `RETURN_MAX_WAIT`.
 fn return_wait(failures: u32) -> Duration {
     Duration::from_secs(1 << failures.saturating_sub(1).min(5)).min(RETURN_MAX_WAIT)
-}
-
-fn unix_ms(at: SystemTime) -> i64 {
-    at.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A deadline that never comes, for a `select!` branch that is switched off.
