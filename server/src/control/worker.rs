@@ -580,10 +580,7 @@ impl Worker {
                         "gave up putting it back {} after {failures} tries: {err}; switch it by hand",
                         word(back_to)
                     );
-                    warn!(outlet = %name, %result, "a flash could not end");
-                    self.audit
-                        .record(&source, &name, "flash end", result, false)
-                        .await;
+                    self.flash_end_failed(&source, &name, result).await;
                     return;
                 }
                 let wait = return_wait(failures);
@@ -593,16 +590,21 @@ impl Worker {
                         "did not go back {}: {err}; trying again until it does",
                         word(back_to)
                     );
-                    warn!(outlet = %name, %result, "a flash could not end");
-                    self.audit
-                        .record(&source, &name, "flash end", result, false)
-                        .await;
+                    self.flash_end_failed(&source, &name, result).await;
                 } else {
                     info!(outlet = %name, tries = failures, wait_s = wait.as_secs(), cause = %err,
                         "the flash's return failed again");
                 }
             }
         }
+    }
+
+    /// Logs and audits a flash that could not end (yet).
+    async fn flash_end_failed(&self, source: &Source, name: &str, result: String) {
+        warn!(outlet = %name, %result, "a flash could not end");
+        self.audit
+            .record(source, name, "flash end", result, false)
+            .await;
     }
 
     fn state(&self, s: usize) -> OutletState {
