@@ -22,11 +22,15 @@ fn log_line(server: &Server, within: Duration, text: &str) -> String {
     })
 }
 
-/// The streams ffprobe finds in `url`: (codec_type, width) each.
+/// The streams ffprobe finds in `url`: (codec_type, width) each. Its stream
+/// analysis is bounded in stream time (2 s): FLV lets a track that has not
+/// shown up keep ffprobe reading for 90 s, past any deadline here. Warnings
+/// are kept for the message when it fails.
 fn probe_streams(url: &str) -> Vec<(String, u64)> {
     let (ok, out, err) = run(
         Command::new("ffprobe")
-            .args(["-v", "error", "-rw_timeout", "10000000"])
+            .args(["-v", "warning", "-rw_timeout", "10000000"])
+            .args(["-analyzeduration", "2000000"])
             .args([
                 "-show_entries",
                 "stream=codec_type,width",
