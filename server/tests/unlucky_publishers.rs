@@ -296,3 +296,52 @@ fn a_minute_without_keyframes_keeps_the_playlist_valid_and_memory_bounded() {
         video.len()
     );
 }
+
+/// ffmpeg publishing to `url` with the codecs given, as a user who picked the
+/// wrong ones would; answers its exit status and what it printed.
+fn publish_with_codecs(url: &str, codecs: &[&str]) -> (bool, String) {
+    let (ok, _, err) = run(
+        Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error", "-nostdin", "-re"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"])
+            .args(["-t", "20"])
+            .args(codecs)
+            .args(["-f", "flv", url]),
+        Duration::from_secs(30),
+    );
+    (ok, err)
+}
+
+#[test]
+fn a_publisher_with_the_wrong_codecs_reads_the_reason_in_its_own_output() {
+    let server = Server::start(&[]);
+    let cases = [
+        (
+            ["-c:v", "libx264", "-c:a", "libmp3lame"],
+            "audio format 2 is not AAC (10); set the audio encoder to AAC",
+        ),
+        (
+            ["-c:v", "flv", "-c:a", "aac"],
+            "video codec id 2 is not H.264 (7); set the encoder to H.264",
+        ),
+    ];
+    for (codecs, reason) in cases {
+        let started = Instant::now();
+        let (ok, output) = publish_with_codecs(&server.publish_url(), &codecs);
+        println!("{codecs:?}: ffmpeg ended after {:?}: {output}", started.elapsed());
+        assert!(!ok, "ffmpeg gave up");
+        assert!(
+            output.contains(&format!("Server error: {reason}")),
+            "{codecs:?}: {output}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(10), "told at once");
+        log_line(&server, Duration::from_secs(5), reason);
+    }
+    assert_eq!(server.tree_status()["live"], false);
+    // The wrong application: the hint has the port this server listens on.
+    let wrong = format!("rtmp://{}/vod/key", server.rtmp);
+    let (ok, output) = publish_with_codecs(&wrong, &["-c:v", "libx264", "-c:a", "aac"]);
+    let hint = format!("use rtmp://HOST:{}/live", server.rtmp.port());
+    assert!(!ok && output.contains(&hint), "{output}");
+}

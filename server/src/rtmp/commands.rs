@@ -207,6 +207,17 @@ pub fn on_status(code: &str, description: &str) -> Vec<Amf0Value> {
     ]
 }
 
+/// An `onStatus` error on a stream that has started: FFmpeg prints its
+/// description ("Server error: ...") and stops.
+pub fn error_status(code: &str, description: &str) -> Vec<Amf0Value> {
+    vec![
+        Amf0Value::String("onStatus".into()),
+        Amf0Value::Number(0.0),
+        Amf0Value::Null,
+        status("error", code, description),
+    ]
+}
+
 /// At most `max` characters of a stranger's text, for an answer or a log
 /// line.
 pub fn excerpt(text: &str, max: usize) -> String {

@@ -22,7 +22,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
@@ -58,6 +58,9 @@ const PING_RESPONSE: u16 = 7;
 const ECHO_CHARS: usize = 64;
 /// Characters of the encoder name kept from `onMetaData`.
 const ENCODER_CHARS: usize = 256;
+/// How long a refused publisher is kept after its refusal is sent: FFmpeg
+/// looks for the server's messages every ten packets, well within this.
+const REFUSED_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, Error)]
 pub enum RtmpError {
@@ -74,13 +77,18 @@ pub enum RtmpError {
 }
 
 impl RtmpError {
-    /// Whether this was a stranger's input refused by a limit or a format
-    /// rule, already logged (rate-limited) with [`crate::limits::refused`]:
-    /// the caller need not log it again.
+    /// Whether this was input refused by a limit or a format rule and
+    /// already logged: a stranger's with [`crate::limits::refused`]
+    /// (rate-limited), a publisher's media as it was refused. The caller need
+    /// not log it again.
     pub fn is_refusal(&self) -> bool {
         matches!(
             self,
-            Self::Handshake(_) | Self::Chunk(_) | Self::Amf0(_) | Self::TooManyStreams { .. }
+            Self::Handshake(_)
+                | Self::Chunk(_)
+                | Self::Amf0(_)
+                | Self::TooManyStreams { .. }
+                | Self::Media { .. }
         )
     }
 }
@@ -100,15 +108,24 @@ enum Role {
         /// must come on it or strict players drop it.
         stream_id: u32,
     },
+    /// A publisher whose media Tinsel cannot take: it has been told why and
+    /// its stream has ended. Its media is dropped until `closes_at`, so the
+    /// status is read before the connection closes: FFmpeg reads what the
+    /// server sent between its writes, and a reset socket loses it.
+    Refused {
+        stream_id: u32,
+        closes_at: Instant,
+        error: Box<RtmpError>,
+    },
 }
 
 impl Role {
     fn stream_id(&self) -> Option<u32> {
         match self {
             Role::Idle => None,
-            Role::Publishing { stream_id, .. } | Role::Playing { stream_id, .. } => {
-                Some(*stream_id)
-            }
+            Role::Publishing { stream_id, .. }
+            | Role::Playing { stream_id, .. }
+            | Role::Refused { stream_id, .. } => Some(*stream_id),
         }
     }
 }
@@ -287,8 +304,8 @@ impl RtmpSession {
                     self.ack_window = (size > 0).then_some(size);
                 }
             }
-            reader::AUDIO => self.media_received(Track::Audio, &message)?,
-            reader::VIDEO => self.media_received(Track::Video, &message)?,
+            reader::AUDIO => self.media_received(Track::Audio, &message, now)?,
+            reader::VIDEO => self.media_received(Track::Video, &message, now)?,
             reader::AMF0_DATA | reader::AMF3_DATA => {
                 let values = self.decode(&message)?;
                 self.data_received(&values, message.stream_id);
@@ -397,12 +414,18 @@ impl RtmpSession {
                     "rtmp_app",
                     format_args!("connection to an unknown application {app:?}"),
                 );
-                let text = format!("unknown application {app:?}; use rtmp://HOST:1935/{RTMP_APP}");
+                let text = format!(
+                    "unknown application {app:?}; use rtmp://HOST:{}/{RTMP_APP}",
+                    self.config.rtmp_listen.port()
+                );
                 self.send_command(0, &commands::error(transaction, REJECTED, &text));
             }
             None => {
                 refused(self.peer, "rtmp_app", "connect without an application name");
-                let text = format!("connect names no application; use rtmp://HOST:1935/{RTMP_APP}");
+                let text = format!(
+                    "connect names no application; use rtmp://HOST:{}/{RTMP_APP}",
+                    self.config.rtmp_listen.port()
+                );
                 self.send_command(0, &commands::error(transaction, REJECTED, &text));
             }
         }
@@ -627,7 +650,21 @@ impl RtmpSession {
         }
     }
 
-    fn media_received(&mut self, track: Track, message: &Message) -> Result<(), RtmpError> {
+    fn media_received(
+        &mut self,
+        track: Track,
+        message: &Message,
+        now: Instant,
+    ) -> Result<(), RtmpError> {
+        if let Role::Refused { closes_at, .. } = &self.role {
+            if now < *closes_at {
+                return Ok(());
+            }
+            let Role::Refused { error, .. } = std::mem::replace(&mut self.role, Role::Idle) else {
+                unreachable!("matched above")
+            };
+            return Err(*error);
+        }
         let Role::Publishing {
             publisher,
             stream_id,
@@ -644,11 +681,25 @@ impl RtmpSession {
                 .map(|tag| (tag.keyframe, tag.config, tag.cts, tag.end_of_sequence)),
             Track::Audio => flv::parse_audio(payload).map(|tag| (false, tag.config, 0, false)),
         };
-        let (keyframe, config, cts, end_of_sequence) =
-            parsed.map_err(|source| RtmpError::Media {
-                stream: publisher.stream_name().to_string(),
-                source,
-            })?;
+        let (keyframe, config, cts, end_of_sequence) = match parsed {
+            Ok(parsed) => parsed,
+            Err(source) => {
+                let stream_id = *stream_id;
+                let stream = publisher.stream_name().to_string();
+                warn!(peer = %self.peer, %stream, "refused publisher: {source}");
+                // The encoder shows the status's description: it carries the fix.
+                self.send_command(
+                    stream_id,
+                    &commands::error_status("NetStream.Publish.Failed", &source.to_string()),
+                );
+                self.role = Role::Refused {
+                    stream_id,
+                    closes_at: now + REFUSED_GRACE,
+                    error: Box::new(RtmpError::Media { stream, source }),
+                };
+                return Ok(());
+            }
+        };
         if end_of_sequence {
             return Ok(());
         }
@@ -882,13 +933,23 @@ mod tests {
 
         /// Sends one message in chunks of 128 bytes, the size a peer starts with.
         fn send(&mut self, type_id: u8, stream_id: u32, payload: &[u8]) -> Result<(), RtmpError> {
+            self.send_at(type_id, stream_id, payload, Instant::now())
+        }
+
+        fn send_at(
+            &mut self,
+            type_id: u8,
+            stream_id: u32,
+            payload: &[u8],
+            now: Instant,
+        ) -> Result<(), RtmpError> {
             let mut out = BufList::default();
             let csid = if type_id == reader::AUDIO { 4 } else { 3 };
             let payload = Bytes::copy_from_slice(payload);
             chunk::push_message(&mut out, csid, type_id, stream_id, 0, &payload, 128);
             let mut bytes = vec![0; out.remaining()];
             out.copy_to_slice(&mut bytes);
-            self.session.handle_input(&bytes, Instant::now())
+            self.session.handle_input(&bytes, now)
         }
 
         fn command(&mut self, stream_id: u32, values: &[Amf0Value]) -> Result<(), RtmpError> {
@@ -1241,6 +1302,37 @@ mod tests {
         assert_eq!(values[0], string("_error"));
         assert!(!second.session.is_publishing());
         assert!(publisher.session.is_publishing());
+    }
+
+    #[test]
+    fn a_publisher_with_mp3_audio_is_told_why_then_closed() {
+        let mut peer = Peer::new();
+        peer.publish(FUZZ_KEY);
+        assert!(peer.session.is_publishing());
+        let start = Instant::now();
+        // Sound format 2 (MP3), as FFmpeg's -c:a libmp3lame sends it.
+        let mp3 = [0x2f, 0xff, 0xfb, 0x90, 0x64];
+        peer.send_at(reader::AUDIO, 1, &mp3, start).unwrap();
+        let commands = peer.commands();
+        let (stream_id, values) = commands.last().unwrap();
+        assert_eq!(*stream_id, 1);
+        assert_eq!(values[0], string("onStatus"));
+        assert_eq!(code(values), "NetStream.Publish.Failed");
+        assert_eq!(
+            description(values),
+            "audio format 2 is not AAC (10); set the audio encoder to AAC"
+        );
+        assert!(!peer.session.is_publishing());
+        assert!(!peer.hub.snapshot("tree", start).unwrap().live);
+        // The encoder keeps sending until it reads the status: dropped.
+        peer.send_at(reader::AUDIO, 1, &mp3, start + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(peer.commands(), []);
+        let err = peer
+            .send_at(reader::AUDIO, 1, &mp3, start + REFUSED_GRACE)
+            .unwrap_err();
+        assert!(err.is_refusal(), "logged once, as it was refused: {err}");
+        assert!(err.to_string().contains("audio format 2"), "{err}");
     }
 
     #[test]
