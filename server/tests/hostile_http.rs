@@ -890,3 +890,47 @@ fn open_connections(pid: u32) -> usize {
         })
         .unwrap_or(0)
 }
+
+#[test]
+fn every_api_hls_and_whep_error_is_json_with_a_reason() {
+    let server = Server::start(&[]);
+    let login = r#"{"username": "#;
+    let cases: [(String, u16, &str); 7] = [
+        ("GET /api/nope".into(), 404, "nothing at /api/nope"),
+        ("DELETE /api/streams".into(), 405, "does not take DELETE"),
+        ("PATCH /whep/tree".into(), 405, "/whep/tree does not take PATCH"),
+        ("GET /hls/tree/nope.bin".into(), 404, ""),
+        ("GET /api/audit?limit=lots".into(), 401, "log in"),
+        ("GET /api/events?stream=tree&stream=x".into(), 400, "stream"),
+        (format!("POST /api/session {login}"), 400, ""),
+    ];
+    for (request, status, reason) in cases {
+        let (line, body) = request.split_once(' ').map_or((request.as_str(), ""), |(m, rest)| {
+            (m, rest)
+        });
+        let (path, body) = body.split_once(' ').unwrap_or((body, ""));
+        let raw = format!(
+            "{line} {path} HTTP/1.1\r\nHost: tinsel\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let answer = send_from("127.0.0.1", &server, raw.as_bytes());
+        assert_eq!(answer.status, status, "{request}: {answer:?}");
+        assert!(
+            answer
+                .header("content-type")
+                .is_some_and(|t| t.starts_with("application/json")),
+            "{request}: {answer:?}"
+        );
+        let error = answer.error();
+        assert!(!error.is_empty() && error.contains(reason), "{request}: {error}");
+    }
+    // A typed query that does not parse, past the login.
+    let (status, body) = server.admin_get("/api/audit?limit=lots");
+    assert_eq!(status, 400, "{body}");
+    let json: serde_json::Value = serde_json::from_str(&body).expect("a JSON error body");
+    assert!(
+        json["error"].as_str().is_some_and(|e| e.contains("limit")),
+        "{body}"
+    );
+}

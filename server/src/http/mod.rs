@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod hls;
 pub mod hls_query;
+mod json_errors;
 mod lights;
 pub mod limits;
 mod push;
@@ -53,7 +54,7 @@ pub fn router(state: AppState, board: status_board::StatusBoard) -> Router {
         )
         .route("/site", get(site::site_get))
         .merge(admin::admin_routes(&state));
-    app::routes(&state)
+    let routes = app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
         .nest("/api", api)
         .merge(hls::hls_routes())
@@ -63,6 +64,12 @@ pub fn router(state: AppState, board: status_board::StatusBoard) -> Router {
             body::BodyLimit(limits.http_max_body_bytes),
             body::limit,
         ))
+        .with_state(state);
+    // Around the whole router, not each route: a 405's `Allow` header is
+    // added as a route's answer leaves the router.
+    Router::new()
+        .fallback_service(routes)
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         // Text compresses; fMP4 media (HLS parts, segments, init) is already
         // compressed video and audio, and gzipping it again on every request
         // would cost CPU per viewer for nothing.
@@ -71,5 +78,4 @@ pub fn router(state: AppState, board: status_board::StatusBoard) -> Router {
                 .compress_when(DefaultPredicate::new().and(NotForContentType::const_new("video/"))),
         )
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
 }
