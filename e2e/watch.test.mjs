@@ -50,3 +50,20 @@ test('a named stream has its own page and an unknown one says so', async () => {
   await page.goto(server.url('/watch/nope'));
   await page.getByText('No such stream.').waitFor({ timeout: 20000 });
 });
+
+test('offline with no YouTube fallback: the page says offline, not "Showing YouTube"', async () => {
+  const offline = await startServer();
+  const page = await browser.newPage();
+  try {
+    await page.goto(offline.url('/'));
+    await page.locator('.player .offline-card').waitFor({ timeout: 20000 });
+    assert.equal(await page.locator('.stream').getAttribute('data-state'), 'offline');
+    const status = (await page.locator('.player .playing').textContent()).trim();
+    assert.match(status, /^Offline/);
+    assert.doesNotMatch(status, /YouTube/);
+    assert.equal(await page.locator('.player iframe').count(), 0);
+  } finally {
+    await page.close();
+    await offline.stop();
+  }
+});

@@ -115,7 +115,11 @@ pub fn Player(
         .collect_view();
     let playing = move || match mode.get() {
         None => "Connecting…".to_string(),
-        Some(Mode::YouTube) => "Showing YouTube".to_string(),
+        // Without a fallback video the last resort is the offline card.
+        Some(Mode::YouTube) if youtube.get().as_deref().and_then(youtube::embed_url).is_some() => {
+            "Showing YouTube".to_string()
+        }
+        Some(Mode::YouTube) => "Offline: waiting for the stream".to_string(),
         Some(m) => format!("Playing over {}", m.label()),
     };
     let behind = move || {
