@@ -98,3 +98,30 @@ test('log in at /admin, switch an outlet, and see the state change', async () =>
   assert.equal(session, 401);
   assert.deepEqual(errors, []);
 });
+
+test('with no account yet, the login page says how to make the first admin', async () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tinsel-e2e-noadmin-'));
+  const fresh = await startServer([], { dataDir });
+  const page = await browser.newPage();
+  try {
+    await page.goto(fresh.url('/admin'));
+    const notice = page.locator('.login .first-admin');
+    await notice.waitFor({ timeout: 20000 });
+    assert.match(await notice.textContent(), /No admin account exists yet/);
+    const command = (await notice.locator('code').textContent()).trim();
+    assert.equal(command, `tinsel user add admin --password-stdin --data-dir '${dataDir}'`);
+    // The command does what it says: the notice is gone once the account exists.
+    const added = spawnSync(bin, ['user', 'add', 'admin', '--password-stdin', '--data-dir', dataDir], {
+      input: `${PASSWORD}\n`, encoding: 'utf8', timeout: 20000,
+    });
+    assert.equal(added.status, 0, added.stderr);
+    const asked = page.waitForResponse((r) => r.url().endsWith('/api/accounts'), { timeout: 20000 });
+    await page.reload();
+    assert.deepEqual(await (await asked).json(), { exist: true, create_with: null });
+    await page.getByRole('button', { name: 'Log in' }).waitFor({ timeout: 20000 });
+    assert.equal(await notice.count(), 0);
+  } finally {
+    await page.close();
+    await fresh.stop();
+  }
+});

@@ -15,6 +15,14 @@ pub struct SessionInfo {
     pub csrf_token: String,
 }
 
+/// `GET /api/accounts`: whether an admin account exists, and while none
+/// does, the command that makes the first, to run on the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountsInfo {
+    pub exist: bool,
+    pub create_with: Option<String>,
+}
+
 /// `GET /api/schedules`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Schedules {
@@ -68,6 +76,10 @@ pub const AUDIT_LIMIT: u32 = 50;
 
 pub async fn session() -> Result<SessionInfo, Failure> {
     call("GET", "/api/session", None, None).await
+}
+
+pub async fn accounts() -> Result<AccountsInfo, Failure> {
+    call("GET", "/api/accounts", None, None).await
 }
 
 pub async fn log_in(username: String, password: String) -> Result<SessionInfo, Failure> {

@@ -135,6 +135,15 @@ fn LoginForm(panel: Panel) -> impl IntoView {
     let password = RwSignal::new(String::new());
     let failure = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
+    // On a new install there is no account to log in with: say how to make one.
+    let create_with = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        spawn_local(async move {
+            if let Ok(info) = api::accounts().await {
+                create_with.set(info.create_with.filter(|_| !info.exist));
+            }
+        });
+    });
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         pending.set(true);
@@ -152,6 +161,13 @@ fn LoginForm(panel: Panel) -> impl IntoView {
     view! {
         <form class="login" on:submit=submit>
             <h1>"Admin login"</h1>
+            {move || create_with.get().map(|command| view! {
+                <div class="notice first-admin">
+                    <p>"No admin account exists yet. On the server, run this and type a password (8 characters or more):"</p>
+                    <pre><code>{command}</code></pre>
+                    <p>"Then log in here."</p>
+                </div>
+            })}
             {move || panel.error.get().map(|e| view! { <p class="notice error">{e}</p> })}
             <label>
                 "Username"

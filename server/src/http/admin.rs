@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
-use tinsel_frontend::admin::api::{Schedules, SessionInfo};
+use tinsel_frontend::admin::api::{AccountsInfo, Schedules, SessionInfo};
 use tower_sessions::Session;
 use tracing::info;
 
@@ -41,6 +41,7 @@ pub fn admin_routes(state: &AppState) -> Router<AppState> {
                 .get(session_show)
                 .delete(session_delete),
         )
+        .route("/accounts", get(accounts_show))
         .route("/lights/{name}", post(lights_command))
         .route("/audit", get(audit_list))
         .route("/push", get(super::push::push_status))
@@ -157,6 +158,18 @@ async fn session_show(admin: AdminUser) -> Json<SessionInfo> {
         username: admin.username,
         csrf_token: admin.csrf_token,
     })
+}
+
+/// `GET /api/accounts`, public: the login form tells how to make the first
+/// admin while there is none.
+async fn accounts_show(State(state): State<AppState>) -> Result<Json<AccountsInfo>, ApiError> {
+    let exist = accounts::any(&state.db)
+        .await
+        .map_err(|err| ApiError::Internal(err.to_string()))?;
+    Ok(Json(AccountsInfo {
+        exist,
+        create_with: (!exist).then(|| accounts::first_admin_command(&state.config.data_dir)),
+    }))
 }
 
 async fn session_delete(admin: AdminUser) -> Result<StatusCode, ApiError> {
