@@ -4,36 +4,57 @@
 //!
 //! ```text
 //!   OBS ──RTMP──▶ rtmp::session ──▶ media::StreamHub ──▶ rtmp::session ──RTMP──▶ VLC, ffplay
-//!                 (publisher)       a broadcast channel   (players)
+//!                 (publisher)       a bounded broadcast   (players)
 //!                                   and GOP cache a stream
 //!                                          │
 //!                  ┌───────────────────────┼───────────────────────┐
 //!                  ▼                       ▼                       ▼
 //!           hls::segmenter           webrtc::feed             push::relay ──RTMP──▶ YouTube
-//!           LL-HLS parts (fMP4)      RTP and Opus, once       one task a target
-//!                  │                 a stream
-//!                  ▼                       ▼
-//!   browser ◀──HTTP── http (axum)    webrtc::whep ──UDP, one port (udp_mux)──▶ WebRTC viewers
-//!                     the Leptos app, /api, /api/events, /hls, /whep, /admin
-//!                          │  ▲
-//!                          ▼  │ states, audit
-//!   schedules ──▶ control::Lights ◀── tweets::poller ◀──HTTPS── X API
-//!                 a worker a PDU ──SNMP──▶ PDU outlets
+//!           LL-HLS parts (fMP4)      RTP, and AAC to Opus,    one task a target
+//!                  │                 once a stream
+//!                  │                       ▼
+//!                  │                 webrtc::whep ──UDP, one port (udp_mux)──▶ WebRTC viewers
+//!                  ▼                       ▲ offer in, answer out
+//!  browser ◀─HTTP─ http (axum) ────────────┘
+//!                  the Leptos app (watch page, admin panel), /api, /api/events,
+//!                  /hls, /whep; each handler gets a state::AppState
+//!                     │              │  ▲
+//!                     ▼     commands ▼  │ states, audit
+//!            auth: accounts,    control::Lights ◀── tweets::poller ◀──HTTPS── X API
+//!            sessions, the      a worker a PDU:     claims, coalescing
+//!            login throttle     relay guard,
+//!                     │         read-back, audit
+//!                     │             ▲        │
+//!                     │             │        └──SNMP v2c/v3──▶ PDU outlets
+//!                     │   control::scheduler                   (or the simulated PDU)
+//!                     │   (daily schedules)
+//!                     ▼
+//!            db: one SQLite file in the data dir, migrated at start: accounts,
+//!            sessions, login failures, audit, schedules, lights memory, tweet claims
+//!
+//!   supervisor: restarts the per-stream HLS and WebRTC tasks and the UDP port
+//!   when they end or panic, and counts it.
 //! ```
 //!
 //! Every port a stranger reaches checks what it reads against the limits its
 //! module declares (see [`limits`]) before anything reaches the hub.
 //!
 //! - [`config`]: flags, environment and file merged into a checked [`Config`].
-//! - [`db`]: the embedded SQLite database in the data dir.
-//! - [`media`]: the core, with no sockets: frames, the hub, codec facts.
+//! - `fuzzing` (hidden): the entry points of the cargo-fuzz targets.
+//! - [`db`]: the embedded SQLite database in the data dir, and its migrations.
+//! - [`media`]: the core, with no sockets: frames, the hub and its GOP cache,
+//!   codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
 //! - [`hls`]: Low-Latency HLS from memory.
-//! - [`webrtc`]: WebRTC playback over WHEP, every session on one UDP port.
-//! - [`control`]: the light controller: PDU outlets over SNMP, schedules, audit.
+//! - [`webrtc`]: WebRTC playback over WHEP: RTP payloads and Opus made once a
+//!   stream, every session on one UDP port.
+//! - [`control`]: the light controller: a worker a PDU (SNMP, or simulated),
+//!   the relay guard, daily schedules, the audit log.
 //! - [`tweets`]: the X API poller: matching tweets flash the tree.
 //! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
-//! - [`http`]: the web layer.
+//! - [`http`]: the web layer: the Leptos app (watch page, admin panel), the
+//!   API, live events, the HLS and WHEP routes.
+//! - [`state`]: [`state::AppState`], the handles every HTTP handler reaches.
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //! - [`limits`]: how every module declares what a stranger may cost it, and
 //!   the rate-limited log line of a refusal.
