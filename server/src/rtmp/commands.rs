@@ -199,22 +199,21 @@ pub fn error(transaction: f64, code: &str, description: &str) -> Vec<Amf0Value> 
 
 /// An `onStatus` notice.
 pub fn on_status(code: &str, description: &str) -> Vec<Amf0Value> {
-    vec![
-        Amf0Value::String("onStatus".into()),
-        Amf0Value::Number(0.0),
-        Amf0Value::Null,
-        status("status", code, description),
-    ]
+    notice("status", code, description)
 }
 
 /// An `onStatus` error on a stream that has started: FFmpeg prints its
 /// description ("Server error: ...") and stops.
 pub fn error_status(code: &str, description: &str) -> Vec<Amf0Value> {
+    notice("error", code, description)
+}
+
+fn notice(level: &str, code: &str, description: &str) -> Vec<Amf0Value> {
     vec![
         Amf0Value::String("onStatus".into()),
         Amf0Value::Number(0.0),
         Amf0Value::Null,
-        status("error", code, description),
+        status(level, code, description),
     ]
 }
 
