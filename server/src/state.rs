@@ -69,7 +69,8 @@ impl AppState {
                     .site_dir
                     .join(web_app::HASH_FILE)
                     .to_string_lossy()
-                    .into_owned(),
+                    .into_owned()
+                    .into(),
             )
             .build();
         let logins = Logins::new(
