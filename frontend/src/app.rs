@@ -1,7 +1,7 @@
 //! The HTML shell and the routes of the app.
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
@@ -16,6 +16,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                // Both name the files by the hashes in the site's hash.txt.
+                <HashedStylesheet options=options.clone() id="tinsel"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -30,7 +32,6 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     view! {
-        <Stylesheet id="tinsel" href="/pkg/tinsel.css"/>
         <Title text="Tinsel: the tree, live"/>
         <Router>
             <header class="masthead">

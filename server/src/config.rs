@@ -27,7 +27,6 @@ use crate::webrtc::whep::WhepSettings;
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
 pub const DEFAULT_HTTP_LISTEN: &str = "[::]:8080";
 pub const DEFAULT_DATA_DIR: &str = "data";
-pub const DEFAULT_SITE_DIR: &str = "target/site";
 pub const DEFAULT_STREAM: &str = "tree";
 /// WebRTC's shared UDP port, as other WebRTC servers (MediaMTX) use it.
 pub const DEFAULT_WEBRTC_UDP_PORT: u16 = 8189;
@@ -151,7 +150,8 @@ pub struct ServeArgs {
         hide_env = true
     )]
     pub streams: Vec<String>,
-    /// The built web app (the output of `cargo leptos build`) [default: target/site]
+    /// The built web app (the output of `cargo run --release -p sitebuild`)
+    /// [default: `site` beside the binary, else `../site`: target/site]
     #[arg(long, env = "TINSEL_SITE_DIR", value_name = "DIR")]
     pub site_dir: Option<PathBuf>,
     /// Frames a viewer may fall behind before it skips to the next keyframe [default: 512]
@@ -352,6 +352,20 @@ pub struct StreamConfig {
     pub key: Secret,
 }
 
+/// Where the web app is, as an absolute path (leptos finds `hash.txt` by it):
+/// the flag or environment, relative to the working directory; else the
+/// file's, relative to the file's folder; else beside the binary.
+fn site_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>, file: Option<&Path>) -> PathBuf {
+    let from_file = from_file.map(|dir| match file.and_then(Path::parent) {
+        Some(folder) => folder.join(dir),
+        None => dir,
+    });
+    let dir = flag
+        .or(from_file)
+        .unwrap_or_else(crate::web_app::default_dir);
+    std::path::absolute(&dir).unwrap_or(dir)
+}
+
 /// The checked configuration the server runs on.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -442,11 +456,7 @@ impl Config {
             .clone()
             .or(raw.data_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let site_dir = args
-            .site_dir
-            .clone()
-            .or(raw.site_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SITE_DIR));
+        let site_dir = site_dir(args.site_dir.clone(), raw.site_dir, args.config.as_deref());
 
         let mut declared: Vec<(String, Option<Secret>)> = if args.streams.is_empty() {
             raw.streams.into_iter().map(|s| (s.name, s.key)).collect()

@@ -82,6 +82,7 @@ pub mod rtmp;
 pub mod state;
 pub mod supervisor;
 pub mod tweets;
+pub mod web_app;
 pub mod webrtc;
 
 use std::sync::Arc;

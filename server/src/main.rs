@@ -38,6 +38,8 @@ fn main() -> ExitCode {
 
 fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
     let (config, new_keys) = Config::load(args)?;
+    // Without it every page would wait for a script that is not there.
+    tinsel::web_app::Bundle::find(&config.site_dir)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async {
         let listeners = tinsel::Listeners {

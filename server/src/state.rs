@@ -14,6 +14,7 @@ use crate::hls::HlsStore;
 use crate::media::StreamHub;
 use crate::push::Pushes;
 use crate::tweets::Tweets;
+use crate::web_app;
 use crate::webrtc::whep::Whep;
 
 #[derive(Clone)]
@@ -55,10 +56,22 @@ impl AppState {
         lights: Lights,
         tweets: Tweets,
     ) -> Self {
+        // The files in pkg/ carry content hashes that hash.txt lists; an
+        // absolute hash_file is read where it is (leptos joins it to the
+        // binary's folder, which leaves an absolute path as it is).
         let leptos = LeptosOptions::builder()
-            .output_name("tinsel")
+            .output_name(web_app::OUTPUT_NAME)
             .site_root(config.site_dir.to_string_lossy().into_owned())
-            .site_pkg_dir("pkg")
+            .site_pkg_dir(web_app::PKG_DIR)
+            .hash_files(true)
+            .hash_file(
+                config
+                    .site_dir
+                    .join(web_app::HASH_FILE)
+                    .to_string_lossy()
+                    .into_owned()
+                    .into(),
+            )
             .build();
         let logins = Logins::new(
             db.clone(),

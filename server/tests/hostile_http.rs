@@ -433,14 +433,18 @@ fn static_routes_never_leave_the_site_folder() {
     let site = root.join("site");
     std::fs::create_dir_all(site.join("pkg")).unwrap();
     std::fs::create_dir_all(site.join("vendor")).unwrap();
-    std::fs::write(site.join("pkg/tinsel.js"), "// the app\n").unwrap();
+    // A site the server takes for built: hash.txt and the files it names.
+    std::fs::write(site.join("hash.txt"), "js: h\nwasm: h\ncss: h\n").unwrap();
+    std::fs::write(site.join("pkg/tinsel.h.js"), "// the app\n").unwrap();
+    std::fs::write(site.join("pkg/tinsel.h.wasm"), "").unwrap();
+    std::fs::write(site.join("pkg/tinsel.h.css"), "").unwrap();
     std::fs::write(site.join("vendor/hls-1.0.js"), "// vendored\n").unwrap();
     const SECRET: &str = "SECRET-OUTSIDE-THE-SITE";
     std::fs::write(root.join("secret.txt"), SECRET).unwrap();
     std::fs::write(site.join("pkg/..secret"), "not a parent").unwrap();
     let server = Server::start(&["--site-dir", site.to_str().unwrap()]);
     assert_eq!(
-        get_from("127.0.0.1", &server, "/pkg/tinsel.js").body,
+        get_from("127.0.0.1", &server, "/pkg/tinsel.h.js").body,
         "// the app\n"
     );
     assert_eq!(
@@ -458,7 +462,7 @@ fn static_routes_never_leave_the_site_folder() {
         "/pkg/..\\secret.txt",
         "/pkg/..%5csecret.txt",
         "/pkg/%5c..%5csecret.txt",
-        "/pkg/tinsel.js%00.txt",
+        "/pkg/tinsel.h.js%00.txt",
         "/pkg/%00../secret.txt",
         "/pkg//../secret.txt",
         "/pkg/%2fetc%2fpasswd",

@@ -1,9 +1,8 @@
 //! The Leptos app: server-rendered pages, and the built WASM, JS and CSS files.
 //!
-//! Caching: the build does not put content hashes in the names of `/pkg/*`
-//! files, so a browser must ask again before reusing them (`no-cache`); the
-//! `Last-Modified` date turns that into a small 304 while nothing changed.
-//! Files under `/vendor/` carry their version in their name and never change.
+//! Caching: the build (sitebuild) puts content hashes in the names of the
+//! `/pkg/*` files and `/vendor/` files carry their version in their name, so
+//! neither ever changes under its name and browsers may keep both.
 //! Compression (gzip, br) is the router's.
 
 use axum::Router;
@@ -15,7 +14,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::state::AppState;
 
-const REVALIDATE: &str = "no-cache";
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 /// The page routes, `/pkg` and `/vendor`, with the site folder as the fallback.
@@ -30,7 +28,7 @@ pub fn routes(state: &AppState) -> Router<AppState> {
                 HeaderValue::from_static(cache),
             ))
     };
-    let pkg = files(options.site_pkg_dir.as_ref(), REVALIDATE);
+    let pkg = files(options.site_pkg_dir.as_ref(), IMMUTABLE);
     let vendor = files("vendor", IMMUTABLE);
     Router::new()
         .leptos_routes(state, generate_route_list(App), move || {

@@ -61,7 +61,29 @@ impl Server {
 
     /// As [`Server::start_in`], with these environment variables set.
     pub fn start_with_env(data_dir: PathBuf, extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tinsel"))
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_tinsel")),
+            data_dir,
+            extra,
+            env,
+        )
+    }
+
+    /// As [`Server::start`], with `folder` as the working directory and no
+    /// `TINSEL_SITE_DIR`: the server finds its web app by itself.
+    pub fn start_from(folder: &std::path::Path, extra: &[&str]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tinsel"));
+        command.current_dir(folder).env_remove("TINSEL_SITE_DIR");
+        Self::spawn(command, temp_dir("data"), extra, &[])
+    }
+
+    fn spawn(
+        mut command: Command,
+        data_dir: PathBuf,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        let mut child = command
             .args([
                 "serve",
                 "--rtmp-listen",
@@ -106,7 +128,14 @@ impl Server {
         let line = wait_for(
             Duration::from_secs(20),
             &format!("log line {marker:?}"),
-            || self.logs().into_iter().find(|line| line.contains(marker)),
+            || {
+                let logs = self.logs();
+                // What main prints when the server does not start.
+                if let Some(error) = logs.iter().find(|line| line.starts_with("tinsel: ")) {
+                    panic!("the server did not start: {error}");
+                }
+                logs.into_iter().find(|line| line.contains(marker))
+            },
         );
         let addr = line
             .split("addr=")
