@@ -79,6 +79,18 @@ pub async fn set_password(db: &Db, username: &str, password: &str) -> Result<Sav
     })
 }
 
+/// Whether any admin account exists: until one does, the server says at start
+/// how to make the first.
+///
+/// # Errors
+/// The database failing.
+pub async fn any_exists(db: &Db) -> Result<bool, AccountError> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts LIMIT 1")
+        .fetch_optional(db.pool())
+        .await?;
+    Ok(found.is_some())
+}
+
 /// Whether `password` is the account's. An unknown name costs as much time as a
 /// known one (a hash nobody knows the password of is checked), so response
 /// times do not tell which names exist. A name outside the account name rule

@@ -24,6 +24,7 @@ mod streams;
 mod tweets;
 mod webrtc;
 mod write_deadline;
+pub mod youtube;
 
 pub use error::ApiError;
 pub use events::Shutdown;
