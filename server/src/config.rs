@@ -123,7 +123,10 @@ pub enum ConfigError {
     #[error(transparent)]
     Twitter(#[from] TwitterConfigError),
     #[error("cannot keep the stream key in {}: {cause}; check that the data dir is writable", path.display())]
-    KeyFile { path: PathBuf, cause: std::io::Error },
+    KeyFile {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error(
         "no database in {dir} (looked for {file}); give the folder tinsel serve prints at \
          start as --data-dir, or the server's config file as --config",
@@ -645,7 +648,11 @@ impl Config {
             .or(raw.hls_window_segments)
             .unwrap_or(6);
         at_least("hls_window_segments", window as u64, 3)?;
-        at_most("hls_window_segments", window as u64, MAX_HLS_WINDOW_SEGMENTS)?;
+        at_most(
+            "hls_window_segments",
+            window as u64,
+            MAX_HLS_WINDOW_SEGMENTS,
+        )?;
         let max_segment_s = args
             .hls_max_segment_s
             .or(raw.hls_max_segment_s)
@@ -669,7 +676,11 @@ impl Config {
         } else {
             args.ice_servers.clone()
         };
-        at_most_count("ice_servers (or --ice-server)", ice_servers.len(), MAX_ICE_SERVERS)?;
+        at_most_count(
+            "ice_servers (or --ice-server)",
+            ice_servers.len(),
+            MAX_ICE_SERVERS,
+        )?;
         let idle_min = args
             .admin_idle_timeout_min
             .or(raw.admin_idle_timeout_min)
@@ -1014,13 +1025,34 @@ mod tests {
     #[test]
     fn values_that_feed_buffers_deadlines_and_counts_have_an_upper_bound() {
         let cases = [
-            ("viewer_queue_frames = 65537", "viewer_queue_frames = 65537 is too large: it must be at most 65536"),
-            ("viewer_stall_timeout_s = 18446744073709551615", "viewer_stall_timeout_s = 18446744073709551615 is too large: it must be at most 3600"),
-            ("rtmp_batch_ms = 1001", "rtmp_batch_ms = 1001 is too large: it must be at most 1000"),
-            ("rtmp_max_connections = 1000001", "rtmp_max_connections = 1000001 is too large: it must be at most 1000000"),
-            ("hls_window_segments = 31", "hls_window_segments = 31 is too large: it must be at most 30"),
-            ("viewer_queue_frames = 15", "viewer_queue_frames = 15 is too small: it must be at least 16"),
-            ("rtmp_start_timeout_s = 3601", "rtmp_start_timeout_s = 3601 is above its maximum 3600"),
+            (
+                "viewer_queue_frames = 65537",
+                "viewer_queue_frames = 65537 is too large: it must be at most 65536",
+            ),
+            (
+                "viewer_stall_timeout_s = 18446744073709551615",
+                "viewer_stall_timeout_s = 18446744073709551615 is too large: it must be at most 3600",
+            ),
+            (
+                "rtmp_batch_ms = 1001",
+                "rtmp_batch_ms = 1001 is too large: it must be at most 1000",
+            ),
+            (
+                "rtmp_max_connections = 1000001",
+                "rtmp_max_connections = 1000001 is too large: it must be at most 1000000",
+            ),
+            (
+                "hls_window_segments = 31",
+                "hls_window_segments = 31 is too large: it must be at most 30",
+            ),
+            (
+                "viewer_queue_frames = 15",
+                "viewer_queue_frames = 15 is too small: it must be at least 16",
+            ),
+            (
+                "rtmp_start_timeout_s = 3601",
+                "rtmp_start_timeout_s = 3601 is above its maximum 3600",
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(refused(text), want, "{text}");
@@ -1042,7 +1074,10 @@ hls_window_segments = 30
 ",
         )
         .unwrap();
-        assert!(Config::merge(&args(&dir), raw).is_ok(), "the bounds themselves are allowed");
+        assert!(
+            Config::merge(&args(&dir), raw).is_ok(),
+            "the bounds themselves are allowed"
+        );
     }
 
     #[test]
@@ -1081,8 +1116,14 @@ hls_window_segments = 30
             named: false,
         };
         let err = default.require_database().unwrap_err().to_string();
-        assert!(err.contains("--data-dir") && err.contains("--config"), "{err}");
-        assert!(err.contains(&dir.join("data").join("tinsel.db").display().to_string()), "{err}");
+        assert!(
+            err.contains("--data-dir") && err.contains("--config"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&dir.join("data").join("tinsel.db").display().to_string()),
+            "{err}"
+        );
         let named = DataDir {
             named: true,
             ..default.clone()

@@ -61,7 +61,13 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
             let db = tinsel::db::Db::open(&config.data_dir).await?;
             !tinsel::auth::accounts::any_exists(&db).await?
         };
-        print_start(&config, args.config.as_deref(), &stored_keys, &at, admin_missing);
+        print_start(
+            &config,
+            args.config.as_deref(),
+            &stored_keys,
+            &at,
+            admin_missing,
+        );
         let token = CancellationToken::new();
         // Handlers are in place before anyone can learn that the server is up.
         let signals = Signals::install()?;

@@ -74,7 +74,10 @@ fn parse_error(path: &Path, text: &str, err: &toml::de::Error) -> ConfigError {
     let whole_file = table.as_ref().map(|t| t.span());
     let at = match err.span().filter(|span| Some(span) != whole_file.as_ref()) {
         Some(span) => {
-            if let Some(key) = table.as_ref().and_then(|t| key_at(t.get_ref(), span.start, "")) {
+            if let Some(key) = table
+                .as_ref()
+                .and_then(|t| key_at(t.get_ref(), span.start, ""))
+            {
                 message = format!("{key}: {message}");
             }
             let (line, column) = line_column(text, span.start);
@@ -175,11 +178,16 @@ mod tests {
     fn toml_errors_are_one_line_with_line_and_column() {
         let err = error("rtmp_listen = \"[::]:1935\"\nhttp_listen = 8080\n");
         assert!(
-            err.starts_with("config file tinsel.toml, line 2, column 15: http_listen: invalid type"),
+            err.starts_with(
+                "config file tinsel.toml, line 2, column 15: http_listen: invalid type"
+            ),
             "{err}"
         );
         let err = error("[[pdu]]\nname = \"p\"\nretries = \"many\"\n");
-        assert!(err.contains("line 3, column 11: pdu.retries: invalid type"), "{err}");
+        assert!(
+            err.contains("line 3, column 11: pdu.retries: invalid type"),
+            "{err}"
+        );
         // A key of a flattened limits struct: serde gives no place.
         let err = error("rtmp_listen = \"[::]:1935\"\nrtmp_max_streams = \"x\"\n");
         assert!(
@@ -188,7 +196,10 @@ mod tests {
         );
         assert!(!err.contains('\n'), "{err}");
         let err = error("[twitter\n");
-        assert!(err.starts_with("config file tinsel.toml, line 1, column"), "{err}");
+        assert!(
+            err.starts_with("config file tinsel.toml, line 1, column"),
+            "{err}"
+        );
         assert!(!err.contains('\n'), "{err}");
     }
 
@@ -212,7 +223,10 @@ mod tests {
         std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
         assert_eq!(read(&path).unwrap().data_dir, Some(dir.join("data")));
         std::fs::write(&path, "data_dir = \"/srv/tinsel\"\n").unwrap();
-        assert_eq!(read(&path).unwrap().data_dir, Some(PathBuf::from("/srv/tinsel")));
+        assert_eq!(
+            read(&path).unwrap().data_dir,
+            Some(PathBuf::from("/srv/tinsel"))
+        );
     }
 
     #[test]

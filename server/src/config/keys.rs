@@ -220,9 +220,17 @@ mod tests {
                 "outlet.protect",
                 "outlet.protected",
             ),
-            ("[[stream]]\nname = \"t\"\nkye = \"k\"\n", "stream.kye", "stream.key"),
+            (
+                "[[stream]]\nname = \"t\"\nkye = \"k\"\n",
+                "stream.kye",
+                "stream.key",
+            ),
             ("[[push]]\nurls = \"x\"\n", "push.urls", "push.url"),
-            ("push = [{ url = \"x\", steam = \"t\" }]\n", "push.steam", "push.stream"),
+            (
+                "push = [{ url = \"x\", steam = \"t\" }]\n",
+                "push.steam",
+                "push.stream",
+            ),
         ];
         for (text, key, suggestion) in cases {
             let found = unknown(text).unwrap_or_else(|| panic!("nothing found in {text}"));

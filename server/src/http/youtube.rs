@@ -36,15 +36,11 @@ fn video_in_url(url: &str) -> Option<&str> {
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
     let candidate = match host {
         "youtu.be" => path,
-        "youtube.com" | "youtube-nocookie.com" => {
-            match path.split_once('/') {
-                Some(("live" | "embed" | "shorts", id)) => id,
-                _ if path == "watch" => query
-                    .split('&')
-                    .find_map(|pair| pair.strip_prefix("v="))?,
-                _ => return None,
-            }
-        }
+        "youtube.com" | "youtube-nocookie.com" => match path.split_once('/') {
+            Some(("live" | "embed" | "shorts", id)) => id,
+            _ if path == "watch" => query.split('&').find_map(|pair| pair.strip_prefix("v="))?,
+            _ => return None,
+        },
         _ => return None,
     };
     let candidate = candidate.trim_end_matches('/');

@@ -43,7 +43,10 @@ fn url_base(scheme: &str, addr: SocketAddr) -> String {
 pub fn addresses(at: &Addresses, streams: &[&str], data_dir: &Path) -> String {
     let web = url_base("http", at.http);
     let rtmp = url_base("rtmp", at.rtmp);
-    let mut out = format!("\nTinsel is running; its data dir is {}\n", data_dir.display());
+    let mut out = format!(
+        "\nTinsel is running; its data dir is {}\n",
+        data_dir.display()
+    );
     let _ = write!(out, "  Watch page:  {web}/");
     if host(at.http.ip()).1 {
         out.push_str(
@@ -89,7 +92,9 @@ pub fn obs(rtmp: SocketAddr, key: &ShownKey<'_>, hint: &str) -> String {
 
 /// The hint under a key shown at start.
 pub fn until_first_publish(key_show: &str) -> String {
-    format!("This is shown at every start until the first publish; `{key_show}` prints it any time.")
+    format!(
+        "This is shown at every start until the first publish; `{key_show}` prints it any time."
+    )
 }
 
 /// The `tinsel key show` command for this server: its config file if it has
@@ -138,10 +143,20 @@ mod tests {
 
     #[test]
     fn a_wildcard_address_becomes_localhost_with_a_note() {
-        let text = addresses(&at("[::]:8080", "0.0.0.0:1935"), &["tree"], Path::new("/srv/data"));
+        let text = addresses(
+            &at("[::]:8080", "0.0.0.0:1935"),
+            &["tree"],
+            Path::new("/srv/data"),
+        );
         assert!(text.contains("its data dir is /srv/data\n"), "{text}");
-        assert!(text.contains("Watch page:  http://localhost:8080/  (it listens on every address"), "{text}");
-        assert!(text.contains("Play in VLC: rtmp://localhost:1935/live/tree\n"), "{text}");
+        assert!(
+            text.contains("Watch page:  http://localhost:8080/  (it listens on every address"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Play in VLC: rtmp://localhost:1935/live/tree\n"),
+            "{text}"
+        );
         assert!(text.contains("UDP to port 8189"), "{text}");
     }
 
@@ -152,8 +167,14 @@ mod tests {
             &["tree", "porch"],
             Path::new("/d"),
         );
-        assert!(text.contains("Watch page:  http://127.0.0.1:8999/\n"), "{text}");
-        assert!(text.contains("http://127.0.0.1:8999/watch/porch\n"), "{text}");
+        assert!(
+            text.contains("Watch page:  http://127.0.0.1:8999/\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("http://127.0.0.1:8999/watch/porch\n"),
+            "{text}"
+        );
         assert!(text.contains("rtmp://[::1]:1999/live/porch\n"), "{text}");
         assert!(!text.contains("every address"), "{text}");
     }
@@ -165,19 +186,32 @@ mod tests {
             key: "abc123",
             kept_in: Some(Path::new("/d/tree.key")),
         };
-        let text = obs("[::]:1999".parse().unwrap(), &key, &until_first_publish("tinsel key show --data-dir /d"));
-        assert!(text.contains("  Server:     rtmp://localhost:1999/live\n"), "{text}");
+        let text = obs(
+            "[::]:1999".parse().unwrap(),
+            &key,
+            &until_first_publish("tinsel key show --data-dir /d"),
+        );
+        assert!(
+            text.contains("  Server:     rtmp://localhost:1999/live\n"),
+            "{text}"
+        );
         assert!(text.contains("  Stream Key: abc123\n"), "{text}");
         assert!(text.contains("kept in /d/tree.key."), "{text}");
-        assert!(text.contains("`tinsel key show --data-dir /d` prints it any time"), "{text}");
+        assert!(
+            text.contains("`tinsel key show --data-dir /d` prints it any time"),
+            "{text}"
+        );
     }
 
     #[test]
     fn commands_quote_what_the_shell_would_split() {
-        assert!(first_admin(Path::new("/srv/data")).contains(
-            "tinsel user add admin --password-stdin --data-dir /srv/data\n"
-        ));
-        assert!(first_admin(Path::new("/home/a b/it's")).contains(r"--data-dir '/home/a b/it'\''s'"));
+        assert!(
+            first_admin(Path::new("/srv/data"))
+                .contains("tinsel user add admin --password-stdin --data-dir /srv/data\n")
+        );
+        assert!(
+            first_admin(Path::new("/home/a b/it's")).contains(r"--data-dir '/home/a b/it'\''s'")
+        );
         assert_eq!(
             key_show_command(Some(Path::new("/etc/tinsel.toml")), Path::new("/d")),
             "tinsel key show --config /etc/tinsel.toml"
