@@ -109,7 +109,7 @@ test('with no account yet, the login page says how to make the first admin', asy
     await notice.waitFor({ timeout: 20000 });
     assert.match(await notice.textContent(), /No admin account exists yet/);
     const command = (await notice.locator('code').textContent()).trim();
-    assert.equal(command, `tinsel user add admin --password-stdin --data-dir '${dataDir}'`);
+    assert.equal(command, `tinsel user add admin --password-stdin --data-dir ${dataDir}`);
     // The command does what it says: the notice is gone once the account exists.
     const added = spawnSync(bin, ['user', 'add', 'admin', '--password-stdin', '--data-dir', dataDir], {
       input: `${PASSWORD}\n`, encoding: 'utf8', timeout: 20000,

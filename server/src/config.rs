@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use schemars::JsonSchema;
 use serde::Deserialize;
 use thiserror::Error;
 
@@ -24,6 +25,12 @@ use crate::tweets::{RawTwitter, TwitterConfig, TwitterConfigError};
 use crate::webrtc::limits::{RawWhepLimits, WhepLimits};
 use crate::webrtc::whep::WhepSettings;
 
+mod file;
+pub mod keys;
+
+pub use file::absolute;
+pub use keys::keys;
+
 pub const DEFAULT_RTMP_LISTEN: &str = "[::]:1935";
 pub const DEFAULT_HTTP_LISTEN: &str = "[::]:8080";
 pub const DEFAULT_DATA_DIR: &str = "data";
@@ -32,18 +39,51 @@ pub const DEFAULT_STREAM: &str = "tree";
 pub const DEFAULT_WEBRTC_UDP_PORT: u16 = 8189;
 /// The RTMP application that publish and play URLs use: `rtmp://HOST/live/...`.
 pub const RTMP_APP: &str = "live";
+/// Upper bounds of the values below that become a buffer, a deadline or a
+/// count of tasks: within them every sane setting fits, and nothing built
+/// from them can overflow.
+pub const MAX_VIEWER_QUEUE_FRAMES: u64 = 65_536;
+pub const MAX_VIEWER_STALL_TIMEOUT_S: u64 = 3600;
+pub const MAX_RTMP_BATCH_MS: u64 = 1000;
+pub const MAX_RTMP_MAX_CONNECTIONS: u64 = 1_000_000;
+/// Segments are kept in memory: 30 of the longest (60 s) at 6 Mbit/s is
+/// about 1.4 GB a stream, the most a window should ever cost.
+pub const MAX_HLS_WINDOW_SEGMENTS: u64 = 30;
+/// Each stream has its own tasks (HLS, WebRTC feed) and key file.
+pub const MAX_STREAMS: usize = 256;
+/// Each push is a task and an outgoing connection.
+pub const MAX_PUSHES: usize = 64;
+/// Every ICE server goes into every WHEP answer.
+pub const MAX_ICE_SERVERS: usize = 32;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid TOML: {source}")]
+    // No variant keeps its cause as an error `source`: main prints the
+    // chain, and a cause already in the message would show twice.
+    #[error("cannot read config file {}: {reason}", path.display())]
+    Read { path: PathBuf, reason: String },
+    /// `at` is `, line L, column C`, or empty when the parser knows no place.
+    #[error("config file {}{at}: {message}", path.display())]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        at: String,
+        message: String,
+    },
+    /// `suggestion` is `; did you mean KEY?`, or empty.
+    #[error("config file {}, line {line}: unknown key {key}{suggestion}", path.display())]
+    UnknownKey {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        suggestion: String,
+    },
+    #[error("youtube_fallback = {0:?} is not a YouTube video or channel; use {EXPECTED}", EXPECTED = crate::http::youtube::EXPECTED)]
+    YoutubeFallback(String),
+    #[error("{kind} is configured {count} times; at most {max} are allowed")]
+    TooMany {
+        kind: &'static str,
+        count: usize,
+        max: usize,
     },
     #[error("{key} = {value:?} is not an address like 0.0.0.0:1935 or [::]:1935")]
     Address { key: &'static str, value: String },
@@ -63,21 +103,36 @@ pub enum ConfigError {
     Push(#[from] crate::push::TargetError),
     #[error("[[push]] names stream {0:?}, which is not configured")]
     PushStream(String),
-    #[error("{key} must be at least {min}")]
-    TooSmall { key: &'static str, min: u64 },
-    #[error("{key} must be at most {max}")]
-    TooLarge { key: &'static str, max: u64 },
+    #[error("{key} = {value} is too small: it must be at least {min}")]
+    TooSmall {
+        key: &'static str,
+        value: u64,
+        min: u64,
+    },
+    #[error("{key} = {value} is too large: it must be at most {max}")]
+    TooLarge {
+        key: &'static str,
+        value: u64,
+        max: u64,
+    },
     #[error(transparent)]
     Limit(#[from] LimitError),
     #[error(transparent)]
     Lights(#[from] LightsConfigError),
     #[error(transparent)]
     Twitter(#[from] TwitterConfigError),
-    #[error("cannot keep the stream key in {path}: {source}")]
+    #[error("cannot keep the stream key in {}: {cause}; check that the data dir is writable", path.display())]
     KeyFile {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
+    #[error(
+        "no database in {dir} (looked for {file}); give the folder tinsel serve prints at \
+         start as --data-dir, or the server's config file as --config",
+        dir = dir.display(),
+        file = dir.join(crate::db::DB_FILE).display()
+    )]
+    NoDatabase { dir: PathBuf },
 }
 
 /// `tinsel`: one binary for the whole service.
@@ -99,6 +154,35 @@ pub enum Command {
     /// Manage admin accounts.
     #[command(subcommand)]
     User(UserCommand),
+    /// Show the stream keys and what to paste into OBS.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Print each stream's OBS settings (server and key) and player URLs, as
+    /// the server prints them at start until the first publish.
+    Show(KeyShowArgs),
+}
+
+/// Where a command that is not the server finds the server's config and data.
+#[derive(Debug, Args, Default, Clone)]
+pub struct DataDirArgs {
+    /// The server's TOML config file, to find the data dir in (a relative
+    /// data_dir in it is taken from the file's folder).
+    #[arg(long, env = "TINSEL_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The server's data dir, as tinsel serve prints it at start
+    /// [default: ./data, if it holds the database]
+    #[arg(long, env = "TINSEL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeyShowArgs {
+    #[command(flatten)]
+    pub place: DataDirArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,12 +200,8 @@ pub struct UserAddArgs {
     /// the process list or the shell history.
     #[arg(long, required = true)]
     pub password_stdin: bool,
-    /// TOML config file, to find the data dir in.
-    #[arg(long, env = "TINSEL_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Where the database lives [default: ./data]
-    #[arg(long, env = "TINSEL_DATA_DIR", value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub place: DataDirArgs,
 }
 
 /// Every option can also be set in the config file (same name, with `_`) or as
@@ -140,8 +220,9 @@ pub struct ServeArgs {
     /// Where keys, accounts and the database live [default: ./data]
     #[arg(long, env = "TINSEL_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// A stream and its publish key; repeat for more. With none, one stream
-    /// `tree` exists with a key generated on first start [env: TINSEL_STREAM, comma-separated]
+    /// A stream and its publish key; repeat for more (at most 256). With none,
+    /// one stream `tree` exists with a key generated on first start
+    /// [env: TINSEL_STREAM, comma-separated]
     #[arg(
         long = "stream",
         env = "TINSEL_STREAM",
@@ -154,28 +235,32 @@ pub struct ServeArgs {
     /// [default: `site` beside the binary, else `../site`: target/site]
     #[arg(long, env = "TINSEL_SITE_DIR", value_name = "DIR")]
     pub site_dir: Option<PathBuf>,
-    /// Frames a viewer may fall behind before it skips to the next keyframe [default: 512]
+    /// Frames a viewer may fall behind before it skips to the next keyframe
+    /// [default: 512; 16 to 65536]
     #[arg(long, env = "TINSEL_VIEWER_QUEUE_FRAMES", value_name = "N")]
     pub viewer_queue_frames: Option<usize>,
-    /// A viewer whose connection takes no data for this long is dropped [default: 10]
+    /// A viewer whose connection takes no data for this long is dropped
+    /// [default: 10; 1 to 3600]
     #[arg(long, env = "TINSEL_VIEWER_STALL_TIMEOUT_S", value_name = "SECONDS")]
     pub viewer_stall_timeout_s: Option<u64>,
     /// RTMP players get media in writes this far apart, fewer and larger
-    /// (players buffer far more than this) [default: 100]
+    /// (players buffer far more than this); 0 writes each frame at once
+    /// [default: 100; 0 to 1000]
     #[arg(long, env = "TINSEL_RTMP_BATCH_MS", value_name = "MS")]
     pub rtmp_batch_ms: Option<u64>,
     /// Most RTMP players at once (publishers always get in; connections not
-    /// yet publishing or playing count against rtmp_max_pending) [default: 4096]
+    /// yet publishing or playing count against rtmp_max_pending)
+    /// [default: 4096; 1 to 1000000]
     #[arg(long, env = "TINSEL_RTMP_MAX_CONNECTIONS", value_name = "N")]
     pub rtmp_max_connections: Option<usize>,
-    /// LL-HLS part duration target, 100 to 1000 ms [default: 334]
+    /// LL-HLS part duration target [default: 334; 100 to 1000]
     #[arg(long, env = "TINSEL_HLS_PART_TARGET_MS", value_name = "MS")]
     pub hls_part_target_ms: Option<u64>,
-    /// LL-HLS segments kept in memory and listed, per stream [default: 6]
+    /// LL-HLS segments kept in memory and listed, per stream [default: 6; 3 to 30]
     #[arg(long, env = "TINSEL_HLS_WINDOW_SEGMENTS", value_name = "N")]
     pub hls_window_segments: Option<usize>,
-    /// Longest LL-HLS segment, 2 to 60 s: a publisher that sends no keyframe
-    /// for this long has its segment closed until the next one [default: 12]
+    /// Longest LL-HLS segment: a publisher that sends no keyframe for this
+    /// long has its segment closed until the next one [default: 12; 2 to 60]
     #[arg(long, env = "TINSEL_HLS_MAX_SEGMENT_S", value_name = "S")]
     pub hls_max_segment_s: Option<u64>,
     /// The address WebRTC media goes out from, offered to viewers as the host
@@ -190,8 +275,8 @@ pub struct ServeArgs {
     /// 1:1 NAT (a cloud VM with a floating IP) [default: none]
     #[arg(long, env = "TINSEL_WEBRTC_PUBLIC_IP", value_name = "IP")]
     pub webrtc_public_ip: Option<String>,
-    /// A STUN or TURN server announced to WebRTC viewers; repeat for more
-    /// [env: TINSEL_ICE_SERVERS, comma-separated]
+    /// A STUN or TURN server announced to WebRTC viewers; repeat for more (at
+    /// most 32) [env: TINSEL_ICE_SERVERS, comma-separated]
     #[arg(
         long = "ice-server",
         env = "TINSEL_ICE_SERVERS",
@@ -200,7 +285,7 @@ pub struct ServeArgs {
         hide_env = true
     )]
     pub ice_servers: Vec<String>,
-    /// An admin session unused for this long ends [default: 30]
+    /// An admin session unused for this long ends [default: 30; 1 to 43200]
     #[arg(long, env = "TINSEL_ADMIN_IDLE_TIMEOUT_MIN", value_name = "MINUTES")]
     pub admin_idle_timeout_min: Option<u64>,
     /// Mark the admin session cookie Secure, so browsers send it over HTTPS
@@ -211,18 +296,18 @@ pub struct ServeArgs {
     /// The IANA time zone light schedules run in, e.g. Europe/Amsterdam [default: UTC]
     #[arg(long, env = "TINSEL_TIMEZONE", value_name = "ZONE")]
     pub timezone: Option<String>,
-    /// Seconds between reads of every PDU outlet's state [default: 30]
+    /// Seconds between reads of every PDU outlet's state [default: 30; 1 to 86400]
     #[arg(long, env = "TINSEL_LIGHTS_POLL_S", value_name = "SECONDS")]
     pub lights_poll_s: Option<u64>,
     /// Most switches of one outlet within the relay guard's window; relays
-    /// wear out, and a flash takes two [default: 10]
+    /// wear out, and a flash takes two [default: 10; 2 to 100000]
     #[arg(long, env = "TINSEL_RELAY_GUARD_SWITCHES", value_name = "N")]
     pub relay_guard_switches: Option<u32>,
-    /// The relay guard's window [default: 60]
+    /// The relay guard's window [default: 60; 1 to 86400]
     #[arg(long, env = "TINSEL_RELAY_GUARD_WINDOW_S", value_name = "SECONDS")]
     pub relay_guard_window_s: Option<u64>,
     /// Lights audit entries kept; older ones are deleted as new ones come
-    /// [default: 10000]
+    /// [default: 10000; 100 to 1000000]
     #[arg(long, env = "TINSEL_AUDIT_KEEP", value_name = "ENTRIES")]
     pub audit_keep: Option<u32>,
     /// The X API bearer token for the tweet poller; only from the environment
@@ -231,7 +316,7 @@ pub struct ServeArgs {
     pub twitter_bearer_token: Option<Secret>,
     /// Push the default stream to this RTMP URL too (YouTube:
     /// rtmp://a.rtmp.youtube.com/live2/KEY); repeat for more. In the config
-    /// file, [[push]] tables can also name the stream
+    /// file, [[push]] tables can also name the stream; at most 64
     /// [env: TINSEL_PUSH, comma-separated]
     #[arg(
         long = "push",
@@ -253,15 +338,16 @@ pub struct ServeArgs {
 }
 
 /// A `[[push]]` table: where to push, and which stream (the first by default).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPush {
     pub url: String,
     pub stream: Option<String>,
 }
 
-/// The config file as written.
-#[derive(Debug, Default, Deserialize)]
+/// The config file as written. Its fields (and those of the structs it
+/// holds or flattens) are the file's valid keys: see [`keys`].
+#[derive(Debug, Default, Deserialize, JsonSchema)]
 pub struct RawConfig {
     pub rtmp_listen: Option<String>,
     pub http_listen: Option<String>,
@@ -307,14 +393,14 @@ pub struct RawConfig {
     pub auth_limits: RawAuthLimits,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, JsonSchema)]
 pub struct RawStream {
     pub name: String,
     pub key: Option<Secret>,
 }
 
 /// A value that must never reach a log line or a debug print.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -355,15 +441,8 @@ pub struct StreamConfig {
 /// Where the web app is, as an absolute path (leptos finds `hash.txt` by it):
 /// the flag or environment, relative to the working directory; else the
 /// file's, relative to the file's folder; else beside the binary.
-fn site_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>, file: Option<&Path>) -> PathBuf {
-    let from_file = from_file.map(|dir| match file.and_then(Path::parent) {
-        Some(folder) => folder.join(dir),
-        None => dir,
-    });
-    let dir = flag
-        .or(from_file)
-        .unwrap_or_else(crate::web_app::default_dir);
-    std::path::absolute(&dir).unwrap_or(dir)
+fn site_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>) -> PathBuf {
+    absolute(&flag.or(from_file).unwrap_or_else(crate::web_app::default_dir))
 }
 
 /// The checked configuration the server runs on.
@@ -396,11 +475,43 @@ pub struct Config {
     pub auth_limits: AuthLimits,
 }
 
-/// A stream whose key was made on this start: its settings are printed once.
-#[derive(Debug)]
-pub struct NewKey {
+/// A stream whose key is kept in the data dir (not written in the config):
+/// its OBS settings are shown at start until its first publish.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
     pub stream: String,
     pub path: PathBuf,
+    /// Made on this start.
+    pub new: bool,
+}
+
+/// The data dir a command that is not the server works on.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    /// Absolute, so messages that show it work from any folder.
+    pub path: PathBuf,
+    /// Given by --data-dir, `TINSEL_DATA_DIR` or the config file, not the
+    /// default `./data`.
+    pub named: bool,
+}
+
+impl DataDir {
+    /// Refuses a default data dir with no database yet: that is a command
+    /// run in another folder than the server's, which would make a second,
+    /// empty database nobody serves. A named one may be new (an account can
+    /// be made before the first start).
+    ///
+    /// # Errors
+    /// The default data dir has no database.
+    pub fn require_database(&self) -> Result<(), ConfigError> {
+        if self.named || self.path.join(crate::db::DB_FILE).exists() {
+            Ok(())
+        } else {
+            Err(ConfigError::NoDatabase {
+                dir: self.path.clone(),
+            })
+        }
+    }
 }
 
 impl Config {
@@ -408,35 +519,57 @@ impl Config {
     ///
     /// # Errors
     /// An unreadable or invalid file, or a value that does not check out.
-    pub fn load(args: &ServeArgs) -> Result<(Self, Vec<NewKey>), ConfigError> {
+    pub fn load(args: &ServeArgs) -> Result<(Self, Vec<StoredKey>), ConfigError> {
         let raw = match &args.config {
-            Some(path) => read_file(path)?,
+            Some(path) => file::read(path)?,
             None => RawConfig::default(),
         };
         Self::merge(args, raw)
     }
 
     /// The data dir as `tinsel serve` would find it: the flag or environment
-    /// (`data_dir`), else the config file, else the default.
+    /// (`data_dir`, from the working directory), else the config file (from
+    /// the file's folder), else the default `./data`.
     ///
     /// # Errors
     /// An unreadable or invalid config file.
-    pub fn data_dir_for(
-        config: Option<&Path>,
-        data_dir: Option<PathBuf>,
-    ) -> Result<PathBuf, ConfigError> {
-        let from_file = match config {
-            Some(path) if data_dir.is_none() => read_file(path)?.data_dir,
+    pub fn data_dir_for(place: &DataDirArgs) -> Result<DataDir, ConfigError> {
+        let from_file = match &place.config {
+            Some(path) if place.data_dir.is_none() => file::read(path)?.data_dir,
             _ => None,
         };
-        Ok(data_dir
-            .or(from_file)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)))
+        let named = place.data_dir.clone().or(from_file);
+        Ok(DataDir {
+            named: named.is_some(),
+            path: absolute(&named.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))),
+        })
+    }
+
+    /// The config `tinsel serve` would run on with this config file and data
+    /// dir (and the same environment), for commands that show what it uses.
+    ///
+    /// # Errors
+    /// As [`Config::load`].
+    pub fn load_for(place: &DataDirArgs) -> Result<(Self, Vec<StoredKey>), ConfigError> {
+        /// The server's options as the environment alone sets them.
+        #[derive(Parser)]
+        struct FromEnv {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        // An environment the server would refuse is reported by the server;
+        // here it only costs the settings it would have changed.
+        let mut args = FromEnv::try_parse_from(["tinsel"])
+            .map(|from_env| from_env.serve)
+            .unwrap_or_default();
+        args.config = place.config.clone();
+        args.data_dir = place.data_dir.clone();
+        Self::load(&args)
     }
 
     /// # Errors
     /// A value that does not check out, or a key file that cannot be written.
-    pub fn merge(args: &ServeArgs, raw: RawConfig) -> Result<(Self, Vec<NewKey>), ConfigError> {
+    pub fn merge(args: &ServeArgs, raw: RawConfig) -> Result<(Self, Vec<StoredKey>), ConfigError> {
         let rtmp_listen = address(
             "rtmp_listen",
             args.rtmp_listen
@@ -451,12 +584,14 @@ impl Config {
                 .or(raw.http_listen.as_deref())
                 .unwrap_or(DEFAULT_HTTP_LISTEN),
         )?;
-        let data_dir = args
-            .data_dir
-            .clone()
-            .or(raw.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-        let site_dir = site_dir(args.site_dir.clone(), raw.site_dir, args.config.as_deref());
+        let data_dir = absolute(
+            &args
+                .data_dir
+                .clone()
+                .or(raw.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        );
+        let site_dir = site_dir(args.site_dir.clone(), raw.site_dir);
 
         let mut declared: Vec<(String, Option<Secret>)> = if args.streams.is_empty() {
             raw.streams.into_iter().map(|s| (s.name, s.key)).collect()
@@ -469,33 +604,12 @@ impl Config {
         if declared.is_empty() {
             declared.push((DEFAULT_STREAM.to_string(), None));
         }
-        let mut streams = Vec::with_capacity(declared.len());
-        let mut new_keys = Vec::new();
-        for (name, key) in declared {
-            check_name(&name)?;
-            if streams.iter().any(|s: &StreamConfig| s.name == name) {
-                return Err(ConfigError::DuplicateStream(name));
+        at_most_count("[[stream]] (or --stream)", declared.len(), MAX_STREAMS)?;
+        for (i, (name, _)) in declared.iter().enumerate() {
+            check_name(name)?;
+            if declared[..i].iter().any(|(other, _)| other == name) {
+                return Err(ConfigError::DuplicateStream(name.clone()));
             }
-            let key = match key {
-                Some(key) => key,
-                None => {
-                    let (key, created) = stored_key(&data_dir, &name)?;
-                    if let Some(path) = created {
-                        new_keys.push(NewKey {
-                            stream: name.clone(),
-                            path,
-                        });
-                    }
-                    key
-                }
-            };
-            if key.expose().len() < 8 {
-                return Err(ConfigError::ShortKey(name));
-            }
-            if let Some(other) = streams.iter().find(|s| s.key == key) {
-                return Err(ConfigError::SharedKey(other.name.clone(), name));
-            }
-            streams.push(StreamConfig { name, key });
         }
 
         let viewer_queue_frames = args
@@ -503,17 +617,29 @@ impl Config {
             .or(raw.viewer_queue_frames)
             .unwrap_or(512);
         at_least("viewer_queue_frames", viewer_queue_frames as u64, 16)?;
+        at_most(
+            "viewer_queue_frames",
+            viewer_queue_frames as u64,
+            MAX_VIEWER_QUEUE_FRAMES,
+        )?;
         let stall = args
             .viewer_stall_timeout_s
             .or(raw.viewer_stall_timeout_s)
             .unwrap_or(10);
         at_least("viewer_stall_timeout_s", stall, 1)?;
+        at_most("viewer_stall_timeout_s", stall, MAX_VIEWER_STALL_TIMEOUT_S)?;
         let rtmp_max_connections = args
             .rtmp_max_connections
             .or(raw.rtmp_max_connections)
             .unwrap_or(4096);
         at_least("rtmp_max_connections", rtmp_max_connections as u64, 1)?;
+        at_most(
+            "rtmp_max_connections",
+            rtmp_max_connections as u64,
+            MAX_RTMP_MAX_CONNECTIONS,
+        )?;
         let rtmp_batch_ms = args.rtmp_batch_ms.or(raw.rtmp_batch_ms).unwrap_or(100);
+        at_most("rtmp_batch_ms", rtmp_batch_ms, MAX_RTMP_BATCH_MS)?;
         let part_ms = args
             .hls_part_target_ms
             .or(raw.hls_part_target_ms)
@@ -525,6 +651,11 @@ impl Config {
             .or(raw.hls_window_segments)
             .unwrap_or(6);
         at_least("hls_window_segments", window as u64, 3)?;
+        at_most(
+            "hls_window_segments",
+            window as u64,
+            MAX_HLS_WINDOW_SEGMENTS,
+        )?;
         let max_segment_s = args
             .hls_max_segment_s
             .or(raw.hls_max_segment_s)
@@ -548,6 +679,11 @@ impl Config {
         } else {
             args.ice_servers.clone()
         };
+        at_most_count(
+            "ice_servers (or --ice-server)",
+            ice_servers.len(),
+            MAX_ICE_SERVERS,
+        )?;
         let idle_min = args
             .admin_idle_timeout_min
             .or(raw.admin_idle_timeout_min)
@@ -580,28 +716,62 @@ impl Config {
                 })
                 .collect()
         };
+        at_most_count("[[push]] (or --push)", pushes.len(), MAX_PUSHES)?;
         let pushes = pushes
             .into_iter()
             .map(|raw| {
                 let target = PushTarget::parse(&raw.url)?;
-                let stream = raw.stream.unwrap_or_else(|| streams[0].name.clone());
-                if !streams.iter().any(|s| s.name == stream) {
+                let stream = raw.stream.unwrap_or_else(|| declared[0].0.clone());
+                if !declared.iter().any(|(name, _)| *name == stream) {
                     return Err(ConfigError::PushStream(stream));
                 }
                 Ok(PushConfig { target, stream })
             })
             .collect::<Result<_, ConfigError>>()?;
 
+        let youtube_fallback = match raw.youtube_fallback {
+            Some(value) => Some(
+                crate::http::youtube::fallback(&value)
+                    .ok_or(ConfigError::YoutubeFallback(value))?,
+            ),
+            None => None,
+        };
         let rtmp_limits = RawRtmpLimits::check(&args.rtmp_limits, &raw.rtmp_limits)?;
         let http_limits = RawHttpLimits::check(&args.http_limits, &raw.http_limits)?;
         let whep_limits = RawWhepLimits::check(&args.whep_limits, &raw.whep_limits)?;
         let auth_limits = RawAuthLimits::check(&args.auth_limits, &raw.auth_limits)?;
+
+        // Last, once everything else checked out: a refused start writes no
+        // key file.
+        let mut streams = Vec::with_capacity(declared.len());
+        let mut stored_keys = Vec::new();
+        for (name, key) in declared {
+            let key = match key {
+                Some(key) => key,
+                None => {
+                    let (key, path, new) = stored_key(&data_dir, &name)?;
+                    stored_keys.push(StoredKey {
+                        stream: name.clone(),
+                        path,
+                        new,
+                    });
+                    key
+                }
+            };
+            if key.expose().len() < 8 {
+                return Err(ConfigError::ShortKey(name));
+            }
+            if let Some(other) = streams.iter().find(|s: &&StreamConfig| s.key == key) {
+                return Err(ConfigError::SharedKey(other.name.clone(), name));
+            }
+            streams.push(StreamConfig { name, key });
+        }
         let config = Config {
             rtmp_listen,
             http_listen,
             data_dir,
             site_dir,
-            youtube_fallback: raw.youtube_fallback,
+            youtube_fallback,
             streams,
             viewer_queue_frames,
             viewer_stall_timeout: Duration::from_secs(stall),
@@ -632,7 +802,7 @@ impl Config {
             whep_limits,
             auth_limits,
         };
-        Ok((config, new_keys))
+        Ok((config, stored_keys))
     }
 
     /// The stream a publish key belongs to.
@@ -648,17 +818,6 @@ impl Config {
     }
 }
 
-fn read_file(path: &Path) -> Result<RawConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.to_path_buf(),
-        source: Box::new(source),
-    })
-}
-
 fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
     value.parse().map_err(|_| ConfigError::Address {
         key,
@@ -668,7 +827,7 @@ fn address(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
 
 fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> {
     if value < min {
-        Err(ConfigError::TooSmall { key, min })
+        Err(ConfigError::TooSmall { key, value, min })
     } else {
         Ok(())
     }
@@ -676,7 +835,15 @@ fn at_least(key: &'static str, value: u64, min: u64) -> Result<(), ConfigError> 
 
 fn at_most(key: &'static str, value: u64, max: u64) -> Result<(), ConfigError> {
     if value > max {
-        Err(ConfigError::TooLarge { key, max })
+        Err(ConfigError::TooLarge { key, value, max })
+    } else {
+        Ok(())
+    }
+}
+
+fn at_most_count(kind: &'static str, count: usize, max: usize) -> Result<(), ConfigError> {
+    if count > max {
+        Err(ConfigError::TooMany { kind, count, max })
     } else {
         Ok(())
     }
@@ -710,19 +877,20 @@ fn check_name(name: &str) -> Result<(), ConfigError> {
 }
 
 /// The key kept in `DATA_DIR/NAME.key`, made (readable by the owner only) when
-/// it is not there yet. The path is returned when the key is new.
-fn stored_key(data_dir: &Path, name: &str) -> Result<(Secret, Option<PathBuf>), ConfigError> {
+/// it is not there yet, with its path and whether it is new. A new key has
+/// never been published, whatever an older key's marker said.
+fn stored_key(data_dir: &Path, name: &str) -> Result<(Secret, PathBuf, bool), ConfigError> {
     use rand::Rng;
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
 
     let path = data_dir.join(format!("{name}.key"));
-    let fail = |source| ConfigError::KeyFile {
+    let fail = |cause| ConfigError::KeyFile {
         path: path.clone(),
-        source,
+        cause,
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) => return Ok((Secret::new(text.trim()), None)),
+        Ok(text) => return Ok((Secret::new(text.trim()), path, false)),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
         Err(err) => return Err(fail(err)),
     }
@@ -744,8 +912,9 @@ fn stored_key(data_dir: &Path, name: &str) -> Result<(Secret, Option<PathBuf>), 
     file.write_all(format!("{key}\n").as_bytes())
         .map_err(fail)?;
     file.sync_all().map_err(fail)?;
+    crate::onboarding::marker::forget(data_dir, name).map_err(fail)?;
     std::fs::rename(&temp, &path).map_err(fail)?;
-    Ok((Secret::new(key), Some(path)))
+    Ok((Secret::new(key), path, true))
 }
 
 #[cfg(test)]
@@ -785,8 +954,9 @@ mod tests {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
 
-        let (again, new_keys) = Config::merge(&args(&dir), RawConfig::default()).unwrap();
-        assert!(new_keys.is_empty(), "the key is made once");
+        assert!(new_keys[0].new);
+        let (again, stored) = Config::merge(&args(&dir), RawConfig::default()).unwrap();
+        assert!(!stored[0].new, "the key is made once");
         assert_eq!(again.streams[0].key, config.streams[0].key);
     }
 
@@ -847,6 +1017,133 @@ mod tests {
         with_key.streams = vec!["tree=supersecretkey".into()];
         let (config, _) = Config::merge(&with_key, RawConfig::default()).unwrap();
         assert!(!format!("{config:?}").contains("supersecretkey"));
+    }
+
+    fn refused(text: &str) -> String {
+        let dir = temp_dir();
+        let raw = file::parse(Path::new("tinsel.toml"), text).unwrap();
+        Config::merge(&args(&dir), raw).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn values_that_feed_buffers_deadlines_and_counts_have_an_upper_bound() {
+        let cases = [
+            (
+                "viewer_queue_frames = 65537",
+                "viewer_queue_frames = 65537 is too large: it must be at most 65536",
+            ),
+            (
+                "viewer_stall_timeout_s = 18446744073709551615",
+                "viewer_stall_timeout_s = 18446744073709551615 is too large: it must be at most 3600",
+            ),
+            (
+                "rtmp_batch_ms = 1001",
+                "rtmp_batch_ms = 1001 is too large: it must be at most 1000",
+            ),
+            (
+                "rtmp_max_connections = 1000001",
+                "rtmp_max_connections = 1000001 is too large: it must be at most 1000000",
+            ),
+            (
+                "hls_window_segments = 31",
+                "hls_window_segments = 31 is too large: it must be at most 30",
+            ),
+            (
+                "viewer_queue_frames = 15",
+                "viewer_queue_frames = 15 is too small: it must be at least 16",
+            ),
+            (
+                "rtmp_start_timeout_s = 3601",
+                "rtmp_start_timeout_s = 3601 is above its maximum 3600",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(refused(text), want, "{text}");
+        }
+        let many = format!("ice_servers = [{}]", vec!["\"stun:a\""; 33].join(","));
+        assert_eq!(
+            refused(&many),
+            "ice_servers (or --ice-server) is configured 33 times; at most 32 are allowed"
+        );
+        let dir = temp_dir();
+        let raw = file::parse(
+            Path::new("tinsel.toml"),
+            "viewer_queue_frames = 65536
+viewer_stall_timeout_s = 3600
+rtmp_batch_ms = 0
+\
+             rtmp_max_connections = 1000000
+hls_window_segments = 30
+",
+        )
+        .unwrap();
+        assert!(
+            Config::merge(&args(&dir), raw).is_ok(),
+            "the bounds themselves are allowed"
+        );
+    }
+
+    #[test]
+    fn youtube_fallback_is_checked_and_a_url_becomes_the_id() {
+        let dir = temp_dir();
+        let raw = file::parse(
+            Path::new("tinsel.toml"),
+            "youtube_fallback = \"https://youtu.be/dQw4w9WgXcQ\"",
+        )
+        .unwrap();
+        let (config, _) = Config::merge(&args(&dir), raw).unwrap();
+        assert_eq!(config.youtube_fallback.as_deref(), Some("dQw4w9WgXcQ"));
+        let err = refused("youtube_fallback = \"VIDEO_ID\"");
+        assert!(
+            err.starts_with("youtube_fallback = \"VIDEO_ID\" is not a YouTube video or channel; use an 11-character"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_are_one_line_and_do_not_repeat_their_cause() {
+        let err = ConfigError::Read {
+            path: "tinsel.toml".into(),
+            reason: "no such file".into(),
+        };
+        assert!(std::error::Error::source(&err).is_none());
+        let err = refused("[[stream]]\nname = \"tree\"\nkey = \"short\"");
+        assert!(!err.contains('\n'), "{err}");
+    }
+
+    #[test]
+    fn a_default_data_dir_without_a_database_is_refused_and_a_named_one_is_not() {
+        let dir = temp_dir();
+        let default = DataDir {
+            path: dir.join("data"),
+            named: false,
+        };
+        let err = default.require_database().unwrap_err().to_string();
+        assert!(
+            err.contains("--data-dir") && err.contains("--config"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&dir.join("data").join("tinsel.db").display().to_string()),
+            "{err}"
+        );
+        let named = DataDir {
+            named: true,
+            ..default.clone()
+        };
+        assert!(named.require_database().is_ok());
+        std::fs::create_dir_all(&default.path).unwrap();
+        std::fs::write(default.path.join("tinsel.db"), "").unwrap();
+        assert!(default.require_database().is_ok());
+    }
+
+    #[test]
+    fn a_new_key_forgets_an_old_first_publish() {
+        let dir = temp_dir();
+        crate::onboarding::marker::mark(&dir, "tree").unwrap();
+        let (_, stored) = Config::merge(&args(&dir), RawConfig::default()).unwrap();
+        assert!(stored[0].new);
+        assert!(!crate::onboarding::marker::is_published(&dir, "tree"));
     }
 
     #[test]

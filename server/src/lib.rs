@@ -58,6 +58,8 @@
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //! - [`limits`]: how every module declares what a stranger may cost it, and
 //!   the rate-limited log line of a refusal.
+//! - [`onboarding`]: what the first starts print (watch page, OBS settings,
+//!   the first admin), and the mark of a stream's first publish.
 //! - [`supervisor`]: the per-stream tasks (HLS, WebRTC feed), restarted and
 //!   counted if they end or panic.
 //!
@@ -77,6 +79,7 @@ pub mod hls;
 pub mod http;
 pub mod limits;
 pub mod media;
+pub mod onboarding;
 pub mod push;
 pub mod rtmp;
 pub mod state;
@@ -238,6 +241,17 @@ pub async fn run(
     // failures from before a restart count again.
     state.logins.restore().await;
     state.restarts = Arc::new(restarts);
+
+    for stream in &config.streams {
+        if !onboarding::marker::is_published(&config.data_dir, &stream.name) {
+            tracker.spawn(onboarding::marker::watch(
+                hub.clone(),
+                config.data_dir.clone(),
+                stream.name.clone(),
+                token.child_token(),
+            ));
+        }
+    }
 
     info!(addr = %listeners.rtmp.local_addr()?, "RTMP listening");
     info!(addr = %listeners.http.local_addr()?, "HTTP listening");

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use tinsel::config::{Cli, Command, Config, NewKey, RTMP_APP, UserAddArgs, UserCommand};
+use tinsel::config::{
+    Cli, Command, Config, KeyCommand, KeyShowArgs, StoredKey, UserAddArgs, UserCommand,
+};
+use tinsel::onboarding::{marker, message};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -26,18 +29,19 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve(&args),
         Command::User(UserCommand::Add(args)) => user_add(&args),
+        Command::Key(KeyCommand::Show(args)) => key_show(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("tinsel: {err:#}");
+            eprintln!("tinsel: {}", one_line(&err));
             ExitCode::FAILURE
         }
     }
 }
 
 fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
-    let (config, new_keys) = Config::load(args)?;
+    let (config, stored_keys) = Config::load(args)?;
     // Without it every page would wait for a script that is not there.
     tinsel::web_app::Bundle::find(&config.site_dir)?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
@@ -50,7 +54,22 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
                 config.webrtc.udp_port,
             ))?,
         };
-        print_new_keys(&config, &new_keys, listeners.rtmp.local_addr()?);
+        let at = message::Addresses {
+            http: listeners.http.local_addr()?,
+            rtmp: listeners.rtmp.local_addr()?,
+            webrtc_udp_port: listeners.webrtc_udp.local_addr()?.port(),
+        };
+        let admin_missing = {
+            let db = tinsel::db::Db::open(&config.data_dir).await?;
+            !tinsel::auth::accounts::any_exists(&db).await?
+        };
+        print_start(
+            &config,
+            args.config.as_deref(),
+            &stored_keys,
+            &at,
+            admin_missing,
+        );
         let token = CancellationToken::new();
         // Handlers are in place before anyone can learn that the server is up.
         let signals = Signals::install()?;
@@ -66,7 +85,9 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
 /// Creates or resets an admin account, reading the password from stdin.
 fn user_add(args: &UserAddArgs) -> anyhow::Result<()> {
     use tinsel::auth::accounts::{self, Saved};
-    let data_dir = Config::data_dir_for(args.config.as_deref(), args.data_dir.clone())?;
+    let data_dir = Config::data_dir_for(&args.place)?;
+    data_dir.require_database()?;
+    let data_dir = data_dir.path;
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
@@ -83,11 +104,59 @@ fn user_add(args: &UserAddArgs) -> anyhow::Result<()> {
         Saved::Reset => "has a new password",
     };
     println!(
-        "admin account {:?} {done} (database in {})",
+        "admin account {:?} {done} (database {})",
         args.name,
-        data_dir.display()
+        data_dir.join(tinsel::db::DB_FILE).display()
     );
     Ok(())
+}
+
+/// Prints every stream's OBS settings and player URLs, from the config the
+/// server would run on.
+fn key_show(args: &KeyShowArgs) -> anyhow::Result<()> {
+    // A key is made at the first start; a default data dir without the
+    // database is another folder than the server's, not a place for a key.
+    Config::data_dir_for(&args.place)?.require_database()?;
+    let (config, stored_keys) = Config::load_for(&args.place)?;
+    let at = message::Addresses {
+        http: config.http_listen,
+        rtmp: config.rtmp_listen,
+        webrtc_udp_port: config.webrtc.udp_port,
+    };
+    let names: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
+    let mut text = String::new();
+    for stream in &config.streams {
+        let kept_in = stored_keys
+            .iter()
+            .find(|stored| stored.stream == stream.name)
+            .map(|stored| stored.path.as_path());
+        let key = message::ShownKey {
+            stream: &stream.name,
+            key: stream.key.expose(),
+            kept_in,
+        };
+        text.push_str(&message::obs(at.rtmp, &key, ""));
+    }
+    text.push_str(&message::addresses(&at, &names, &config.data_dir));
+    print!("{text}");
+    Ok(())
+}
+
+/// The error and its causes on one line, each cause once: a message that
+/// already quotes its cause (as many library errors do) does not get it again.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', "; ")
 }
 
 /// Binds `addr`; `[::]` also takes IPv4 (dual stack), as users expect of "all addresses".
@@ -135,24 +204,45 @@ fn bind_udp(addr: SocketAddr) -> anyhow::Result<std::net::UdpSocket> {
     Ok(socket.into())
 }
 
-/// The first start made a key: show it once, with what to paste into OBS.
-fn print_new_keys(config: &Config, new_keys: &[NewKey], rtmp: SocketAddr) {
-    for new in new_keys {
-        let Some(stream) = config.streams.iter().find(|s| s.name == new.stream) else {
+/// What a newcomer needs, at every start: where to watch and play, the UDP
+/// port to open; each generated key not yet published with what to paste
+/// into OBS; and, while there is no admin, how to make the first.
+fn print_start(
+    config: &Config,
+    config_file: Option<&std::path::Path>,
+    stored_keys: &[StoredKey],
+    at: &message::Addresses,
+    admin_missing: bool,
+) {
+    use std::io::Write;
+    let names: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
+    let mut text = message::addresses(at, &names, &config.data_dir);
+    let config_file = config_file.map(tinsel::config::absolute);
+    let hint = message::until_first_publish(&message::key_show_command(
+        config_file.as_deref(),
+        &config.data_dir,
+    ));
+    for stored in stored_keys {
+        let Some(stream) = config.streams.iter().find(|s| s.name == stored.stream) else {
             continue;
         };
-        let port = rtmp.port();
-        println!(
-            "\nNew stream key for stream {name:?} (kept in {path}; shown only this once).\n\
-             In OBS, Settings > Stream, choose Service: Custom, then paste:\n  \
-             Server:     rtmp://THIS-HOST:{port}/{RTMP_APP}\n  \
-             Stream Key: {key}\n\
-             Viewers play rtmp://THIS-HOST:{port}/{RTMP_APP}/{name} or open the web page.\n",
-            name = stream.name,
-            path = new.path.display(),
-            key = stream.key.expose(),
-        );
+        if marker::is_published(&config.data_dir, &stream.name) {
+            continue;
+        }
+        let key = message::ShownKey {
+            stream: &stream.name,
+            key: stream.key.expose(),
+            kept_in: Some(&stored.path),
+        };
+        text.push_str(&message::obs(at.rtmp, &key, &hint));
     }
+    if admin_missing {
+        text.push_str(&message::first_admin(&config.data_dir));
+    }
+    let mut out = std::io::stdout().lock();
+    // Nobody may be reading (stdout closed): the server runs all the same.
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 /// SIGINT (Ctrl-C) and SIGTERM, caught from startup on.

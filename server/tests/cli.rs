@@ -95,6 +95,8 @@ fn first_output(dir: &std::path::Path) -> String {
             "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
+            "--webrtc-udp-port",
+            "0",
             "--data-dir",
         ])
         .arg(dir)
@@ -125,7 +127,7 @@ fn first_output(dir: &std::path::Path) -> String {
 }
 
 #[test]
-fn first_start_makes_a_private_key_and_prints_it_once() {
+fn first_start_makes_a_private_key_and_shows_it_until_the_first_publish() {
     use std::os::unix::fs::PermissionsExt;
     let dir = temp_dir("firststart");
     let first = first_output(&dir);
@@ -146,8 +148,13 @@ fn first_start_makes_a_private_key_and_prints_it_once() {
     );
     let second = first_output(&dir);
     assert!(
-        !second.contains(&key),
-        "the key is printed only on the start that made it"
+        second.contains(&format!("Stream Key: {key}")),
+        "nothing published yet, so the key is shown again: {second}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().trim(),
+        key,
+        "the key is made once"
     );
 }
 

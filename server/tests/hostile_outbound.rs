@@ -733,7 +733,7 @@ fn config_values_that_feed_arithmetic_are_bounded_with_a_clear_error() {
         (
             &["--admin-idle-timeout-min", "9223372036854775807"],
             "",
-            "admin_idle_timeout_min must be at most 43200",
+            "admin_idle_timeout_min = 9223372036854775807 is too large: it must be at most 43200",
         ),
         (
             &["--lights-poll-s", "18446744073709551615"],

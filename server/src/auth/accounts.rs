@@ -79,26 +79,16 @@ pub async fn set_password(db: &Db, username: &str, password: &str) -> Result<Sav
     })
 }
 
-/// Whether any admin account exists: none on a new install, until
-/// `tinsel user add` makes the first.
+/// Whether any admin account exists: until one does, the server says at start
+/// how to make the first.
 ///
 /// # Errors
 /// The database failing.
-pub async fn any(db: &Db) -> Result<bool, AccountError> {
+pub async fn any_exists(db: &Db) -> Result<bool, AccountError> {
     let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM accounts LIMIT 1")
         .fetch_optional(db.pool())
         .await?;
     Ok(found.is_some())
-}
-
-/// The command that makes the first admin of the server whose data is in
-/// `data_dir`, written out in full, to paste on the server.
-pub fn first_admin_command(data_dir: &std::path::Path) -> String {
-    let dir = std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_path_buf());
-    format!(
-        "tinsel user add admin --password-stdin --data-dir '{}'",
-        dir.display()
-    )
 }
 
 /// Whether `password` is the account's. An unknown name costs as much time as a

@@ -70,7 +70,7 @@ pub enum LightsConfigError {
 }
 
 /// One `[[pdu]]` table as written.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPdu {
     pub name: String,
@@ -103,14 +103,14 @@ pub struct RawPdu {
     pub reboot_value: Option<i64>,
     /// Simulated model: how many outlets.
     pub outlets: Option<u32>,
-    /// One SNMP try waits this long for an answer.
+    /// One SNMP try waits this long for an answer (10 to 60000).
     pub timeout_ms: Option<u64>,
-    /// Tries after the first before the PDU counts as unreachable.
+    /// Tries after the first before the PDU counts as unreachable (0 to 10).
     pub retries: Option<u32>,
 }
 
 /// One `[[outlet]]` table as written.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawOutlet {
     pub name: String,

@@ -163,12 +163,12 @@ async fn session_show(admin: AdminUser) -> Json<SessionInfo> {
 /// `GET /api/accounts`, public: the login form tells how to make the first
 /// admin while there is none.
 async fn accounts_show(State(state): State<AppState>) -> Result<Json<AccountsInfo>, ApiError> {
-    let exist = accounts::any(&state.db)
+    let exist = accounts::any_exists(&state.db)
         .await
         .map_err(|err| ApiError::Internal(err.to_string()))?;
     Ok(Json(AccountsInfo {
         exist,
-        create_with: (!exist).then(|| accounts::first_admin_command(&state.config.data_dir)),
+        create_with: (!exist).then(|| crate::onboarding::message::first_admin_command(&state.config.data_dir)),
     }))
 }
 

@@ -25,6 +25,7 @@ mod streams;
 mod tweets;
 mod webrtc;
 mod write_deadline;
+pub mod youtube;
 
 pub use error::ApiError;
 pub use events::Shutdown;

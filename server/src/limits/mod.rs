@@ -4,7 +4,8 @@
 //! Each module owns its limits (`rtmp::limits`, `http::limits`, ...) and
 //! declares them with [`limits!`]: one line per limit gives the flag, the
 //! environment variable, the config-file key (all the same name), the
-//! default, the bounds a value must keep, and the help text. `config.rs`
+//! default, the bounds a value must keep, and the help text (which shows the
+//! default and the bounds). `config.rs`
 //! flattens each module's raw struct into the command line and the file, and
 //! calls `check` once.
 //!
@@ -100,7 +101,7 @@ macro_rules! limits {
         }
 
         /// As written on the command line, in the environment or in the file.
-        #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize)]
+        #[derive(Debug, Clone, Default, clap::Args, serde::Deserialize, schemars::JsonSchema)]
         #[command(next_help_heading = $heading)]
         pub struct $raw {
             $(
@@ -108,7 +109,10 @@ macro_rules! limits {
                     long,
                     env = $env,
                     value_name = "N",
-                    help = concat!($doc, " [default: ", stringify!($default), "]")
+                    help = concat!(
+                        $doc, " [default: ", stringify!($default), "; ",
+                        stringify!($min), " to ", stringify!($max), "]"
+                    )
                 )]
                 pub $field: Option<$ty>,
             )*

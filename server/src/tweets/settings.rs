@@ -72,8 +72,11 @@ pub enum TwitterConfigError {
     },
 }
 
-/// `[twitter]` as written.
-#[derive(Debug, Default, Deserialize)]
+/// `[twitter]` as written. Bounds: poll_interval_s 1 to 86400, seconds 1 to
+/// 60 (the longest flash), blinks 1 to 10,
+/// max_response_bytes 4096 to 67108864, timeout_s 1 to 300, max_wait_s 1 to
+/// 86400, retention_days 8 to 3650.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawTwitter {
     pub bearer_token: Option<Secret>,
