@@ -27,6 +27,8 @@ use crate::webrtc::whep::WhepSettings;
 
 mod file;
 pub mod keys;
+#[cfg(test)]
+mod readme;
 
 pub use file::absolute;
 pub use keys::keys;
