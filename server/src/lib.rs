@@ -16,8 +16,9 @@
 //!                  │                 webrtc::whep ──UDP, one port (udp_mux)──▶ WebRTC viewers
 //!                  ▼                       ▲ offer in, answer out
 //!  browser ◀─HTTP─ http (axum) ────────────┘
-//!                  the Leptos app (watch page, admin panel), /api, /api/events,
-//!                  /hls, /whep; each handler gets a state::AppState
+//!                  the Leptos app (watch page, admin panel; web_app finds its
+//!                  build), /api, /api/events, /hls, /whep; each handler gets
+//!                  a state::AppState
 //!                     │              │  ▲
 //!                     ▼     commands ▼  │ states, audit
 //!            auth: accounts,    control::Lights ◀── tweets::poller ◀──HTTPS── X API
@@ -62,6 +63,8 @@
 //!   the first admin), and the mark of a stream's first publish.
 //! - [`supervisor`]: the per-stream tasks (HLS, WebRTC feed), restarted and
 //!   counted if they end or panic.
+//! - [`web_app`]: where the built web app (`sitebuild`'s output) is, and the
+//!   check at start that it is there.
 //!
 //! [`run`] takes listeners that are already bound (so tests can use port 0) and
 //! a cancellation token; cancelling it stops accepting, lets requests finish,
