@@ -140,8 +140,16 @@ async fn run(
     let mut started = false;
     loop {
         let playing = session.subscription().is_some();
+        let refused_until = session.closes_at().map(Instant::from_std);
         tokio::select! {
             () = token.cancelled() => return Ok(()),
+            // A refused publisher that sends nothing more is closed on time too.
+            () = sleep_until(refused_until), if refused_until.is_some() => {
+                return match session.take_refusal() {
+                    Some(err) => Err(err.into()),
+                    None => Ok(()),
+                };
+            }
             () = sleep_until(start_deadline), if start_deadline.is_some() => {
                 return Err(ConnectionError::StartTimeout(timing.start));
             }

@@ -261,6 +261,27 @@ impl RtmpSession {
         matches!(self.role, Role::Publishing { .. })
     }
 
+    /// When the connection of a refused publisher is to close: it has had
+    /// time to read why.
+    pub fn closes_at(&self) -> Option<Instant> {
+        match &self.role {
+            Role::Refused { closes_at, .. } => Some(*closes_at),
+            _ => None,
+        }
+    }
+
+    /// The refused publisher's error, to end its connection with at
+    /// [`Self::closes_at`].
+    pub fn take_refusal(&mut self) -> Option<RtmpError> {
+        match std::mem::replace(&mut self.role, Role::Idle) {
+            Role::Refused { error, .. } => Some(*error),
+            other => {
+                self.role = other;
+                None
+            }
+        }
+    }
+
     /// Queues a frame for the player.
     pub fn push_frame(&mut self, frame: &Frame) {
         let Role::Playing {
@@ -656,14 +677,11 @@ impl RtmpSession {
         message: &Message,
         now: Instant,
     ) -> Result<(), RtmpError> {
-        if let Role::Refused { closes_at, .. } = &self.role {
-            if now < *closes_at {
+        if let Some(closes_at) = self.closes_at() {
+            if now < closes_at {
                 return Ok(());
             }
-            let Role::Refused { error, .. } = std::mem::replace(&mut self.role, Role::Idle) else {
-                unreachable!("matched above")
-            };
-            return Err(*error);
+            return self.take_refusal().map_or(Ok(()), Err);
         }
         let Role::Publishing {
             publisher,
@@ -685,17 +703,21 @@ impl RtmpSession {
             Ok(parsed) => parsed,
             Err(source) => {
                 let stream_id = *stream_id;
-                let stream = publisher.stream_name().to_string();
-                warn!(peer = %self.peer, %stream, "refused publisher: {source}");
+                let description = source.to_string();
+                let error = RtmpError::Media {
+                    stream: publisher.stream_name().to_string(),
+                    source,
+                };
+                warn!(peer = %self.peer, "{error}");
                 // The encoder shows the status's description: it carries the fix.
                 self.send_command(
                     stream_id,
-                    &commands::error_status("NetStream.Publish.Failed", &source.to_string()),
+                    &commands::error_status("NetStream.Publish.Failed", &description),
                 );
                 self.role = Role::Refused {
                     stream_id,
                     closes_at: now + REFUSED_GRACE,
-                    error: Box::new(RtmpError::Media { stream, source }),
+                    error: Box::new(error),
                 };
                 return Ok(());
             }
