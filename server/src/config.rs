@@ -444,7 +444,11 @@ pub struct StreamConfig {
 /// the flag or environment, relative to the working directory; else the
 /// file's, relative to the file's folder; else beside the binary.
 fn site_dir(flag: Option<PathBuf>, from_file: Option<PathBuf>) -> PathBuf {
-    absolute(&flag.or(from_file).unwrap_or_else(crate::web_app::default_dir))
+    absolute(
+        &flag
+            .or(from_file)
+            .unwrap_or_else(crate::web_app::default_dir),
+    )
 }
 
 /// The checked configuration the server runs on.

@@ -902,16 +902,20 @@ fn every_api_hls_and_whep_error_is_json_with_a_reason() {
     let cases: [(String, u16, &str); 7] = [
         ("GET /api/nope".into(), 404, "nothing at /api/nope"),
         ("DELETE /api/streams".into(), 405, "does not take DELETE"),
-        ("PATCH /whep/tree".into(), 405, "/whep/tree does not take PATCH"),
+        (
+            "PATCH /whep/tree".into(),
+            405,
+            "/whep/tree does not take PATCH",
+        ),
         ("GET /hls/tree/nope.bin".into(), 404, ""),
         ("GET /api/audit?limit=lots".into(), 401, "log in"),
         ("GET /api/events?stream=tree&stream=x".into(), 400, "stream"),
         (format!("POST /api/session {login}"), 400, ""),
     ];
     for (request, status, reason) in cases {
-        let (line, body) = request.split_once(' ').map_or((request.as_str(), ""), |(m, rest)| {
-            (m, rest)
-        });
+        let (line, body) = request
+            .split_once(' ')
+            .map_or((request.as_str(), ""), |(m, rest)| (m, rest));
         let (path, body) = body.split_once(' ').unwrap_or((body, ""));
         let raw = format!(
             "{line} {path} HTTP/1.1\r\nHost: tinsel\r\nContent-Type: application/json\r\n\
@@ -927,7 +931,10 @@ fn every_api_hls_and_whep_error_is_json_with_a_reason() {
             "{request}: {answer:?}"
         );
         let error = answer.error();
-        assert!(!error.is_empty() && error.contains(reason), "{request}: {error}");
+        assert!(
+            !error.is_empty() && error.contains(reason),
+            "{request}: {error}"
+        );
     }
     // A typed query that does not parse, past the login.
     let (status, body) = server.admin_get("/api/audit?limit=lots");

@@ -329,7 +329,10 @@ fn a_publisher_with_the_wrong_codecs_reads_the_reason_in_its_own_output() {
     for (codecs, reason) in cases {
         let started = Instant::now();
         let (ok, output) = publish_with_codecs(&server.publish_url(), &codecs);
-        println!("{codecs:?}: ffmpeg ended after {:?}: {output}", started.elapsed());
+        println!(
+            "{codecs:?}: ffmpeg ended after {:?}: {output}",
+            started.elapsed()
+        );
         assert!(!ok, "ffmpeg gave up");
         assert!(
             output.contains(&format!("Server error: {reason}")),

@@ -116,7 +116,13 @@ pub fn Player(
     let playing = move || match mode.get() {
         None => "Connecting…".to_string(),
         // Without a fallback video the last resort is the offline card.
-        Some(Mode::YouTube) if youtube.get().as_deref().and_then(youtube::embed_url).is_some() => {
+        Some(Mode::YouTube)
+            if youtube
+                .get()
+                .as_deref()
+                .and_then(youtube::embed_url)
+                .is_some() =>
+        {
             "Showing YouTube".to_string()
         }
         Some(Mode::YouTube) => "Offline: waiting for the stream".to_string(),

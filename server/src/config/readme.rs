@@ -23,7 +23,9 @@ mod tests {
     fn section(start: &str) -> Vec<&'static str> {
         let level = start.chars().take_while(|c| *c == '#').count();
         let mut lines = README.lines().skip_while(|line| *line != start);
-        let first = lines.next().unwrap_or_else(|| panic!("README has {start:?}"));
+        let first = lines
+            .next()
+            .unwrap_or_else(|| panic!("README has {start:?}"));
         std::iter::once(first)
             .chain(lines.take_while(|line| {
                 let hashes = line.chars().take_while(|c| *c == '#').count();
@@ -141,7 +143,12 @@ mod tests {
     #[test]
     fn the_readers_find_what_the_readme_holds() {
         let keys = readme_keys();
-        for key in ["http_listen", "stream.key", "twitter.blinks", "outlet.protected"] {
+        for key in [
+            "http_listen",
+            "stream.key",
+            "twitter.blinks",
+            "outlet.protected",
+        ] {
             assert!(keys.contains(key), "{key} in {keys:?}");
         }
         let flags = readme_flags();

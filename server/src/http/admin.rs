@@ -168,7 +168,8 @@ async fn accounts_show(State(state): State<AppState>) -> Result<Json<AccountsInf
         .map_err(|err| ApiError::Internal(err.to_string()))?;
     Ok(Json(AccountsInfo {
         exist,
-        create_with: (!exist).then(|| crate::onboarding::message::first_admin_command(&state.config.data_dir)),
+        create_with: (!exist)
+            .then(|| crate::onboarding::message::first_admin_command(&state.config.data_dir)),
     }))
 }
 

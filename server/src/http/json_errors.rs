@@ -112,6 +112,9 @@ mod tests {
             "POST,OPTIONS",
             String::new(),
         );
-        assert_eq!(reason, "/whep/tree does not take PATCH; it takes POST,OPTIONS");
+        assert_eq!(
+            reason,
+            "/whep/tree does not take PATCH; it takes POST,OPTIONS"
+        );
     }
 }
