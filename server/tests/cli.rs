@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, run, temp_dir};
+use common::{LOOPBACK, Server, run, temp_dir};
 
 fn tinsel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tinsel"))
@@ -89,16 +89,9 @@ fn first_output(dir: &std::path::Path) -> String {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut child = tinsel()
-        .args([
-            "serve",
-            "--rtmp-listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--webrtc-udp-port",
-            "0",
-            "--data-dir",
-        ])
+        .arg("serve")
+        .args(LOOPBACK)
+        .arg("--data-dir")
         .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Publisher, run, temp_dir, wait_for};
+use common::{LOOPBACK, Publisher, run, temp_dir, wait_for};
 
 fn tinsel() -> Command {
     Command::new(env!("CARGO_BIN_EXE_tinsel"))
@@ -92,15 +92,6 @@ impl Drop for Started {
         let _ = self.child.wait();
     }
 }
-
-const LOOPBACK: [&str; 6] = [
-    "--rtmp-listen",
-    "127.0.0.1:0",
-    "--http-listen",
-    "127.0.0.1:0",
-    "--webrtc-udp-port",
-    "0",
-];
 
 fn serve_in(data_dir: &Path) -> Started {
     let mut args: Vec<&str> = LOOPBACK.to_vec();

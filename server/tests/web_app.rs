@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Server, run, temp_dir};
+use common::{LOOPBACK, Server, run, temp_dir};
 
 /// The `/pkg/` files the page loads: the script, the WebAssembly, the CSS.
 fn bundle_in(page: &str) -> Vec<String> {
@@ -63,19 +63,9 @@ fn a_missing_web_app_stops_the_start_with_what_to_run() {
     let empty = temp_dir("no-site");
     let (ok, _, err) = run(
         Command::new(env!("CARGO_BIN_EXE_tinsel"))
-            .args([
-                "serve",
-                "--rtmp-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-            ])
-            .args([
-                "--webrtc-udp-port",
-                "0",
-                "--stream",
-                "tree=test-key-0123456789",
-            ])
+            .arg("serve")
+            .args(LOOPBACK)
+            .args(["--stream", "tree=test-key-0123456789"])
             .arg("--data-dir")
             .arg(temp_dir("data"))
             .arg("--site-dir")

@@ -84,15 +84,8 @@ impl Server {
         env: &[(&str, &str)],
     ) -> Server {
         let mut child = command
-            .args([
-                "serve",
-                "--rtmp-listen",
-                "127.0.0.1:0",
-                "--http-listen",
-                "127.0.0.1:0",
-                "--webrtc-udp-port",
-                "0",
-            ])
+            .arg("serve")
+            .args(LOOPBACK)
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--stream", &format!("tree={KEY}")])
@@ -409,6 +402,17 @@ pub fn temp_dir(label: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `tinsel serve`'s flags for a test: every port on loopback, picked by the
+/// system.
+pub const LOOPBACK: [&str; 6] = [
+    "--rtmp-listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+    "--webrtc-udp-port",
+    "0",
+];
 
 /// Runs a command to completion with a deadline, returning (success, stdout, stderr).
 pub fn run(command: &mut Command, within: Duration) -> (bool, String, String) {
