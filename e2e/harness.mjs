@@ -11,6 +11,8 @@ export const KEY = 'e2e-key-0123456789';
 const bin = process.env.TINSEL_BIN ?? new URL('../target/release/tinsel', import.meta.url).pathname;
 const siteDir = process.env.TINSEL_SITE_DIR ?? new URL('../target/site', import.meta.url).pathname;
 
+/** Polls `check` until it answers something truthy. `what` may be a function,
+ * (async) called on failure, so the error tells the state at the deadline. */
 export async function waitFor(what, check, { timeoutMs = 20000, intervalMs = 100 } = {}) {
   const deadline = Date.now() + timeoutMs;
   let last;
@@ -23,7 +25,8 @@ export async function waitFor(what, check, { timeoutMs = 20000, intervalMs = 100
     }
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
-  throw new Error(`gave up after ${timeoutMs} ms waiting for ${what}${last ? `: ${last}` : ''}`);
+  const described = typeof what === 'function' ? await Promise.resolve(what()).catch((err) => `? (${err})`) : what;
+  throw new Error(`gave up after ${timeoutMs} ms waiting for ${described}${last ? `: ${last}` : ''}`);
 }
 
 /** A tinsel server on ports the OS picks; in a fresh data dir unless given one. */

@@ -67,8 +67,12 @@ const frames = (page) => page.evaluate(() => document.querySelector('.player vid
 /** Opens the page and waits for `want` to play; answers the time to the first frame. */
 async function playsOver(page, url, want) {
   const start = Date.now();
+  const messages = [];
+  page.on('console', (message) => messages.push(`${message.type()}: ${message.text()}`));
   await page.goto(url);
-  await waitFor(`the player to play over ${want} (mode now: ${await mode(page).catch(() => '?')})`, async () =>
+  const state = async () => `the player to play over ${want} (mode now: ${await mode(page).catch(() => '?')}, `
+    + `frames: ${await frames(page).catch(() => '?')}, page console: ${JSON.stringify(messages.slice(-10))})`;
+  await waitFor(state, async () =>
     (await mode(page)) === want && (await frames(page)) > 0, { timeoutMs: 30000, intervalMs: 50 });
   const firstFrame = Date.now() - start;
   const before = await frames(page);
