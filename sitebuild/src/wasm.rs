@@ -11,6 +11,10 @@ use crate::{OUTPUT_NAME, say};
 const TARGET: &str = "wasm32-unknown-unknown";
 /// Small beats fast: see `[profile.wasm-release]` in the root `Cargo.toml`.
 const PROFILE: &str = "wasm-release";
+/// The cargo alias (`.cargo/config.toml`) that compiles the frontend for
+/// [`TARGET`] with [`PROFILE`]: one definition for sitebuild and the scripts
+/// that start the same build early.
+const ALIAS: &str = "wasm-frontend";
 
 /// What [`build`] wrote into the pkg folder.
 pub struct Bundle {
@@ -29,21 +33,7 @@ pub fn build(root: &Path, target: &Path, pkg: &Path) -> anyhow::Result<Bundle> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args([
-            "build",
-            "--package",
-            "tinsel-frontend",
-            "--lib",
-            "--target",
-            TARGET,
-        ])
-        .args([
-            "--features",
-            "hydrate",
-            "--no-default-features",
-            "--profile",
-            PROFILE,
-        ])
+        .arg(ALIAS)
         .status()
         .context("cannot run cargo")?;
     if !status.success() {
@@ -85,4 +75,25 @@ fn check_target_installed() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_alias_builds_the_target_and_profile_sitebuild_reads() {
+        let config = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../.cargo/config.toml"
+        ))
+        .unwrap();
+        let line = config
+            .lines()
+            .find(|l| l.starts_with(&format!("{ALIAS} = ")))
+            .expect("the alias is in .cargo/config.toml");
+        for arg in [TARGET, PROFILE, "tinsel-frontend", "hydrate"] {
+            assert!(line.contains(&format!("\"{arg}\"")), "{line} lacks {arg}");
+        }
+    }
 }
