@@ -50,6 +50,16 @@ pub enum Unit {
     },
 }
 
+impl Unit {
+    /// Its RTP payload bytes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Unit::Video { payloads, .. } => payloads.iter().map(Bytes::len).sum(),
+            Unit::Audio { payload, .. } => payload.len(),
+        }
+    }
+}
+
 /// The shared, per-stream side of WebRTC playback.
 pub struct Feed {
     tx: broadcast::Sender<Arc<Unit>>,

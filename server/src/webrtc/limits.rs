@@ -28,5 +28,7 @@ crate::limits! {
         whep_max_remotes_per_session: usize = 16, 1..=1024, "TINSEL_WHEP_MAX_REMOTES_PER_SESSION";
         /// Most ICE-TCP connections open at once to one session's TCP candidate
         whep_max_tcp_per_session: usize = 4, 1..=1024, "TINSEL_WHEP_MAX_TCP_PER_SESSION";
+        /// Replay bytes a viewer earns, as a percentage of the live bytes it is sent, for keyframe requests answered at once with the current GOP; the rest wait for the next keyframe (0: always wait)
+        whep_keyframe_replay_percent: u64 = 10, 0..=100, "TINSEL_WHEP_KEYFRAME_REPLAY_PERCENT";
     }
 }

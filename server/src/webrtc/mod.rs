@@ -4,6 +4,7 @@
 //! - [`admission`]: the caps on sessions, in total and per address.
 //! - [`feed`]: one stream's media made ready for all its viewers.
 //! - [`keyframe`]: keyframe requests from viewers, passed up from RTCP.
+//! - [`replay`]: which of a viewer's keyframe requests replay the GOP, at a bounded cost.
 //! - [`opus`]: AAC to Opus, once per stream, since browsers do not play AAC over WebRTC.
 //! - [`packetize`]: H.264 access units to RTP payloads, once per stream.
 //! - [`udp_mux`]: every session's UDP on one port.
@@ -16,6 +17,7 @@ pub mod keyframe;
 pub mod limits;
 pub mod opus;
 pub mod packetize;
+pub mod replay;
 pub mod sdp;
 pub mod udp_mux;
 pub mod whep;

@@ -42,6 +42,7 @@ use super::admission::{Admission, AdmissionError, Slot};
 use super::feed::{Feed, Unit};
 use super::keyframe::{self, KeyframeRequests};
 use super::limits::WhepLimits;
+use super::replay::{Answer, ReplayBudget};
 use super::sdp::{self, OfferLimits, SdpError};
 use super::udp_mux::UdpMux;
 
@@ -385,6 +386,7 @@ impl Whep {
                 sequence: rand::random(),
             },
             offset: rand::random(),
+            replay: ReplayBudget::new(self.limits.whep_keyframe_replay_percent),
         };
         let (whep, session) = (self.clone(), id.clone());
         let connect_timeout = Duration::from_secs(self.limits.whep_connect_timeout_s);
@@ -548,6 +550,7 @@ struct Viewer {
     audio: Track,
     /// Random start of this viewer's RTP timestamps (RFC 3550, 5.1).
     offset: u32,
+    replay: ReplayBudget,
 }
 
 impl Viewer {
@@ -608,14 +611,13 @@ impl Viewer {
                 () = token.cancelled() => return,
                 event = video_track.poll(), if feedback_open => match event {
                     // The viewer lost its picture (RFC 4585 PLI, RFC 5104 FIR):
-                    // the publisher cannot be asked for a new keyframe, so the
-                    // current GOP goes again, packed as at the start.
+                    // the current GOP goes again, packed as at the start, while
+                    // its replay budget allows; else the next keyframe answers.
                     Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                        if packets.iter().any(|p| keyframe::is_keyframe_request(p.as_ref())) {
-                            debug!("WebRTC viewer asked for a keyframe");
-                            if self.send_gop(&feed.gop()).await.is_err() {
-                                return;
-                            }
+                        if packets.iter().any(|p| keyframe::is_keyframe_request(p.as_ref()))
+                            && self.keyframe_requested(feed).await.is_err()
+                        {
+                            return;
                         }
                     }
                     Some(_) => {}
@@ -632,6 +634,16 @@ impl Viewer {
                     }
                 }
             }
+        }
+    }
+
+    async fn keyframe_requested(&mut self, feed: &Feed) -> webrtc::error::Result<()> {
+        let gop = feed.gop();
+        let answer = self.replay.request(gop.iter().map(|u| u.bytes()).sum());
+        debug!(?answer, "WebRTC viewer asked for a keyframe");
+        match answer {
+            Answer::Replay => self.send_gop(&gop).await,
+            Answer::NextKeyframe | Answer::Waiting => Ok(()),
         }
     }
 
@@ -656,9 +668,16 @@ impl Viewer {
         ((dts_ms * 90) as u32).wrapping_add(self.offset)
     }
 
+    /// Sends a unit: live with `timestamp` `None`, else as part of a GOP
+    /// packed at that timestamp.
     async fn send(&mut self, unit: &Unit, timestamp: Option<u32>) -> webrtc::error::Result<()> {
+        let live = timestamp.is_none();
         match unit {
-            Unit::Video { dts, payloads, .. } => {
+            Unit::Video {
+                dts,
+                keyframe,
+                payloads,
+            } => {
                 let timestamp = timestamp.unwrap_or_else(|| self.video_timestamp(*dts));
                 let last = payloads.len().saturating_sub(1);
                 for (i, payload) in payloads.iter().enumerate() {
@@ -666,10 +685,14 @@ impl Viewer {
                         .send(timestamp, payload.clone(), i == last)
                         .await?;
                 }
+                if live {
+                    self.replay.sent(unit.bytes(), *keyframe);
+                }
                 Ok(())
             }
             Unit::Audio { timestamp, payload } => {
                 let timestamp = (*timestamp as u32).wrapping_add(self.offset);
+                self.replay.sent(payload.len(), false);
                 self.audio.send(timestamp, payload.clone(), false).await
             }
         }
