@@ -82,17 +82,24 @@ pub struct UdpMux {
     dropped: AtomicU64,
 }
 
-/// One session socket's place in the routes.
+/// One session socket's place in the routes. It records its own entries in
+/// the maps below, so that it leaves them in a few steps however many
+/// sessions there are (every datagram waits on the lock meanwhile).
 struct SessionRoute {
     inbox: mpsc::Sender<Datagram>,
-    /// Entries of `Routes::remotes` that lead here.
-    remotes: usize,
+    /// Its keys in `Routes::remotes` (at most `max_remotes_per_session`).
+    remotes: Vec<(SocketAddr, IpAddr)>,
+    /// The ufrag of the answer that claimed it, once one did.
+    ufrag: Option<String>,
 }
 
 #[derive(Default)]
 struct Routes {
     /// Every session socket, by its reserved address.
     sessions: HashMap<SocketAddr, SessionRoute>,
+    /// Session sockets no answer has claimed yet, by port: an answer names
+    /// its sockets by the port of its host candidates.
+    unclaimed: HashMap<u16, Vec<SocketAddr>>,
     /// Session sockets whose answer has gone out, by the answer's ICE ufrag.
     ufrags: HashMap<String, Vec<SocketAddr>>,
     /// (remote address, our IP it talks to) → the session socket.
@@ -163,17 +170,8 @@ impl UdpMux {
             return answer.to_string();
         };
         let ports = sdp_udp_candidate_ports(answer);
-        let mut routes = self.routes();
-        let claimed: Vec<SocketAddr> = routes.ufrags.values().flatten().copied().collect();
-        let mine: Vec<SocketAddr> = routes
-            .sessions
-            .keys()
-            .filter(|addr| ports.contains(&addr.port()) && !claimed.contains(addr))
-            .copied()
-            .collect();
+        let mine = self.routes().claim(ufrag, &ports);
         debug!(ufrag, sockets = ?mine, "WebRTC session routed through the shared UDP port");
-        routes.ufrags.insert(ufrag.to_string(), mine);
-        drop(routes);
         rewrite_udp_candidate_ports(answer, &ports, self.local.port())
     }
 
@@ -249,13 +247,7 @@ impl UdpMux {
 
     fn register(&self, reserved: SocketAddr) -> mpsc::Receiver<Datagram> {
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        self.routes().sessions.insert(
-            reserved,
-            SessionRoute {
-                inbox: tx,
-                remotes: 0,
-            },
-        );
+        self.routes().register(reserved, tx);
         rx
     }
 
@@ -266,13 +258,7 @@ impl UdpMux {
     }
 
     fn forget(&self, reserved: SocketAddr) {
-        let mut routes = self.routes();
-        routes.sessions.remove(&reserved);
-        routes.remotes.retain(|_, s| *s != reserved);
-        routes.ufrags.retain(|_, sockets| {
-            sockets.retain(|s| *s != reserved);
-            !sockets.is_empty()
-        });
+        self.routes().forget(reserved);
     }
 
     /// Remote addresses routed to sessions (for tests and logs).
@@ -287,6 +273,69 @@ impl UdpMux {
 }
 
 impl Routes {
+    fn register(&mut self, reserved: SocketAddr, inbox: mpsc::Sender<Datagram>) {
+        self.forget(reserved);
+        self.sessions.insert(
+            reserved,
+            SessionRoute {
+                inbox,
+                remotes: Vec::new(),
+                ufrag: None,
+            },
+        );
+        self.unclaimed
+            .entry(reserved.port())
+            .or_default()
+            .push(reserved);
+    }
+
+    /// Ties `ufrag` to the unclaimed session sockets on `ports`, and returns
+    /// them.
+    fn claim(&mut self, ufrag: &str, ports: &[u16]) -> Vec<SocketAddr> {
+        let mine: Vec<SocketAddr> = ports
+            .iter()
+            .filter_map(|port| self.unclaimed.remove(port))
+            .flatten()
+            .collect();
+        for socket in &mine {
+            if let Some(route) = self.sessions.get_mut(socket) {
+                route.ufrag = Some(ufrag.to_string());
+            }
+        }
+        if !mine.is_empty() {
+            self.ufrags
+                .entry(ufrag.to_string())
+                .or_default()
+                .extend(&mine);
+        }
+        mine
+    }
+
+    /// Removes a session socket and every entry that leads to it.
+    fn forget(&mut self, reserved: SocketAddr) {
+        let Some(route) = self.sessions.remove(&reserved) else {
+            return;
+        };
+        for key in &route.remotes {
+            self.remotes.remove(key);
+        }
+        let without = |sockets: &mut Vec<SocketAddr>| {
+            sockets.retain(|s| *s != reserved);
+            sockets.is_empty()
+        };
+        if let Some(ufrag) = &route.ufrag {
+            if self.ufrags.get_mut(ufrag).is_some_and(without) {
+                self.ufrags.remove(ufrag);
+            }
+        } else if self
+            .unclaimed
+            .get_mut(&reserved.port())
+            .is_some_and(without)
+        {
+            self.unclaimed.remove(&reserved.port());
+        }
+    }
+
     /// The session a datagram from `from` to our `dst` belongs to: the route
     /// already learned, or the one a Binding request's ufrag names (learned
     /// then, up to `max` per session). `None` drops it: a scan, junk, or a
@@ -329,14 +378,14 @@ impl Routes {
             }
             // The remote moved to another session: it leaves the old one.
             if let Some(old) = self.sessions.get_mut(&current) {
-                old.remotes = old.remotes.saturating_sub(1);
+                old.remotes.retain(|k| *k != key);
             }
             self.remotes.remove(&key);
         }
         let Some(route) = self.sessions.get_mut(&session) else {
             return false;
         };
-        if route.remotes >= max {
+        if route.remotes.len() >= max {
             crate::limits::refused(
                 key.0,
                 "whep_max_remotes_per_session",
@@ -344,7 +393,7 @@ impl Routes {
             );
             return false;
         }
-        route.remotes += 1;
+        route.remotes.push(key);
         self.remotes.insert(key, session);
         true
     }
@@ -363,10 +412,8 @@ pub fn demux_for_fuzz<'a>(
 ) -> (usize, usize) {
     let mut routes = Routes::default();
     let (inbox, _rx) = mpsc::channel(1);
-    routes
-        .sessions
-        .insert(local, SessionRoute { inbox, remotes: 0 });
-    routes.ufrags.insert(ufrag.to_string(), vec![local]);
+    routes.register(local, inbox);
+    routes.claim(ufrag, &[local.port()]);
     let routed = datagrams
         .into_iter()
         .filter(|(from, datagram)| {
@@ -840,6 +887,43 @@ mod tests {
             16,
         );
         assert_eq!(routed, 0);
+    }
+
+    #[test]
+    fn thousands_of_sessions_come_and_go_in_steps_that_do_not_grow_with_them() {
+        let mut routes = Routes::default();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut inboxes = Vec::new();
+        let count = 4000u16;
+        let started = std::time::Instant::now();
+        for port in 10_000..10_000 + count {
+            let (tx, rx) = mpsc::channel(1);
+            inboxes.push(rx);
+            let reserved = SocketAddr::new(ip, port);
+            routes.register(reserved, tx);
+            let ufrag = format!("u{port}");
+            // Each answer claims its own socket, never another's.
+            assert_eq!(routes.claim(&ufrag, &[port]), vec![reserved]);
+            assert!(routes.claim("late", &[port]).is_empty());
+            for remote in 0..3 {
+                let from = SocketAddr::new("198.51.100.7".parse().unwrap(), port + remote * 10_000);
+                let request = binding_request(&format!("{ufrag}:remote"));
+                assert_eq!(routes.route(from, ip, &request, ip, 16), Some(reserved));
+            }
+        }
+        assert_eq!(routes.remotes.len(), 3 * usize::from(count));
+        for port in 10_000..10_000 + count {
+            routes.forget(SocketAddr::new(ip, port));
+        }
+        // Quadratic bookkeeping would take minutes here.
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(routes.sessions.is_empty());
+        assert!(routes.remotes.is_empty());
+        assert!(routes.ufrags.is_empty() && routes.unclaimed.is_empty());
     }
 
     #[test]
