@@ -9,12 +9,18 @@
 //! [`contain`]: a panic in a parser or codec library costs that frame, and
 //! video waits for the next keyframe. (The task itself is supervised too; see
 //! [`crate::supervisor`].)
+//!
+//! Decoding AAC, resampling and encoding Opus take a few hundred microseconds
+//! per frame, about 50 times a second: that runs on a blocking thread of its
+//! own per stream, not on the async runtime that every viewer's sends and
+//! every request share. Packetizing video is only copies, and stays inline.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -33,6 +39,9 @@ pub const RTP_MTU: usize = 1160;
 const QUEUE: usize = 512;
 /// A GOP longer than this is not kept for newcomers.
 const MAX_GOP_UNITS: usize = 1200;
+/// Audio frames waiting for the transcoder (about 2 s of AAC) before new
+/// ones are dropped.
+const AUDIO_QUEUE: usize = 96;
 
 /// Media for the WebRTC viewers of one stream.
 #[derive(Debug)]
@@ -165,7 +174,12 @@ pub async fn run(hub: StreamHub, name: String, feed: Arc<Feed>, token: Cancellat
         return;
     };
     let mut packetizer: Option<H264Packetizer> = None;
-    let mut transcoder: Option<AacToOpus> = None;
+    let (audio, audio_rx) = mpsc::channel(AUDIO_QUEUE);
+    {
+        let (feed, name) = (Arc::clone(&feed), name.clone());
+        // Ends when `audio` is dropped, as this task ends.
+        tokio::task::spawn_blocking(move || transcode_audio(&feed, &name, audio_rx));
+    }
     let mut broken = false;
     loop {
         let frame = tokio::select! {
@@ -176,14 +190,7 @@ pub async fn run(hub: StreamHub, name: String, feed: Arc<Feed>, token: Cancellat
             },
         };
         let handled = contain(|| {
-            handle(
-                &feed,
-                &name,
-                frame,
-                &mut packetizer,
-                &mut transcoder,
-                &mut broken,
-            );
+            handle(&feed, &name, frame, &mut packetizer, &audio, &mut broken);
         });
         if let Err(cause) = handled {
             // The frames that refer to a lost one cannot be decoded.
@@ -203,7 +210,7 @@ fn handle(
     name: &str,
     frame: Frame,
     packetizer: &mut Option<H264Packetizer>,
-    transcoder: &mut Option<AacToOpus>,
+    audio: &mpsc::Sender<Frame>,
     broken: &mut bool,
 ) {
     let body = |skip: usize| {
@@ -224,14 +231,16 @@ fn handle(
             };
             feed.lock().video = codec::video_params(record);
         }
-        (Track::Audio, true) => {
-            *transcoder = match AacToOpus::new(body(2)) {
-                Ok(transcoder) => Some(transcoder),
-                Err(err) => {
-                    warn!(stream = %name, "WebRTC viewers get no sound: {err}");
-                    None
-                }
-            };
+        (Track::Audio, _) => {
+            if let Err(mpsc::error::TrySendError::Full(_)) = audio.try_send(frame) {
+                warn_every(
+                    "webrtc_audio_behind",
+                    format_args!(
+                        "WebRTC: the Opus encoder of {name} is {AUDIO_QUEUE} frames behind \
+                         (the server is short of CPU); an audio frame was dropped"
+                    ),
+                );
+            }
         }
         (Track::Video, false) => {
             let Some(packetizer) = packetizer else { return };
@@ -263,9 +272,33 @@ fn handle(
                 }
             }
         }
-        (Track::Audio, false) => {
-            let Some(transcoder) = transcoder else { return };
-            match transcoder.push(body(2), frame.dts) {
+    }
+}
+
+/// AAC frames of one stream to Opus units, until the feed task drops its end
+/// of `frames`. Runs on a blocking thread.
+fn transcode_audio(feed: &Feed, name: &str, mut frames: mpsc::Receiver<Frame>) {
+    let mut transcoder: Option<AacToOpus> = None;
+    while let Some(frame) = frames.blocking_recv() {
+        let body = frame
+            .payload
+            .get(2.min(frame.payload.len())..)
+            .unwrap_or_default();
+        let handled = contain(|| {
+            if frame.config {
+                transcoder = match AacToOpus::new(body) {
+                    Ok(transcoder) => Some(transcoder),
+                    Err(err) => {
+                        warn!(stream = %name, "WebRTC viewers get no sound: {err}");
+                        None
+                    }
+                };
+                return;
+            }
+            let Some(transcoder) = &mut transcoder else {
+                return;
+            };
+            match transcoder.push(body, frame.dts) {
                 Ok(packets) => {
                     for packet in packets {
                         feed.publish(Unit::Audio {
@@ -289,6 +322,13 @@ fn handle(
                     ),
                 ),
             }
+        });
+        if let Err(cause) = handled {
+            refused(
+                format_args!("the publisher of {name}"),
+                "webrtc_frame_panicked",
+                format_args!("an audio frame crashed the Opus encoder ({cause}); it was dropped"),
+            );
         }
     }
 }
