@@ -28,10 +28,17 @@ pub const MSG_DATA: u8 = 18;
 const EXTENDED: u32 = 0x00ff_ffff;
 
 /// A queue of byte slices written to a socket with vectored writes.
+///
+/// Written out and handed back ([`crate::rtmp::RtmpSession::recycle`]), it
+/// keeps its queue and its header buffer: a player's headers then reuse the
+/// same memory frame after frame instead of allocating per frame.
 #[derive(Debug, Default)]
 pub struct BufList {
     parts: VecDeque<Bytes>,
     remaining: usize,
+    /// Where headers are written; split off per message and reclaimed once
+    /// the split parts are written and dropped.
+    headers: BytesMut,
 }
 
 impl BufList {
@@ -101,12 +108,13 @@ pub fn push_message(
     let extended = timestamp >= EXTENDED;
     let chunks = payload.len().div_ceil(chunk_size).max(1);
     let ext_len = if extended { 4 } else { 0 };
-    let mut headers = BytesMut::with_capacity(12 + ext_len + (chunks - 1) * (1 + ext_len));
+    let headers = &mut out.headers;
+    headers.reserve(12 + ext_len + (chunks - 1) * (1 + ext_len));
 
     // Type 0: basic header, then timestamp, length, type id, stream id (LE).
     headers.put_u8(csid);
-    put_u24(&mut headers, if extended { EXTENDED } else { timestamp });
-    put_u24(&mut headers, payload.len() as u32);
+    put_u24(headers, if extended { EXTENDED } else { timestamp });
+    put_u24(headers, payload.len() as u32);
     headers.put_u8(type_id);
     headers.put_u32_le(stream_id);
     if extended {
@@ -121,7 +129,7 @@ pub fn push_message(
             headers.put_u32(timestamp);
         }
     }
-    let mut headers = headers.freeze();
+    let mut headers = headers.split().freeze();
     out.push(headers.split_to(first_len));
     for (i, start) in (0..payload.len()).step_by(chunk_size).enumerate() {
         if i > 0 {
@@ -162,6 +170,20 @@ mod tests {
             ));
         }
         messages
+    }
+
+    #[test]
+    fn a_list_written_out_reuses_its_header_memory() {
+        let payload = Bytes::from_static(b"frame");
+        let mut out = BufList::default();
+        push_message(&mut out, VIDEO_CSID, MSG_VIDEO, 1, 40, &payload, 4096);
+        let first = out.chunk().as_ptr();
+        out.advance(out.remaining());
+        for dts in [80, 120, 160] {
+            push_message(&mut out, VIDEO_CSID, MSG_VIDEO, 1, dts, &payload, 4096);
+            assert_eq!(out.chunk().as_ptr(), first, "frame at {dts} ms");
+            out.advance(out.remaining());
+        }
     }
 
     #[test]

@@ -172,8 +172,9 @@ async fn run(
                         input.reserve(STARTED_READ_BUFFER);
                     }
                 }
-                if let Some(out) = session.poll_output() {
-                    write(socket, out, stall, start_deadline, timing.start).await?;
+                if let Some(mut out) = session.poll_output() {
+                    write(socket, &mut out, stall, start_deadline, timing.start).await?;
+                    session.recycle(out);
                 }
             }
             frame = next_frame(session), if playing && due.is_none() => {
@@ -189,8 +190,9 @@ async fn run(
                     let Some(frame) = session.subscription().and_then(|s| s.try_recv()) else { break };
                     session.push_frame(&frame);
                 }
-                if let Some(out) = session.poll_output() {
-                    write(socket, out, stall, None, timing.start).await?;
+                if let Some(mut out) = session.poll_output() {
+                    write(socket, &mut out, stall, None, timing.start).await?;
+                    session.recycle(out);
                 }
                 started = true;
                 due = None;
@@ -218,7 +220,7 @@ async fn sleep_until(due: Option<Instant>) {
 /// that never reads is closed on time too.
 async fn write(
     socket: &mut TcpStream,
-    mut out: BufList,
+    out: &mut BufList,
     stall: Duration,
     start_deadline: Option<Instant>,
     start: Duration,
@@ -228,7 +230,7 @@ async fn write(
         Some(deadline) if deadline < stalled_at => (deadline, ConnectionError::StartTimeout(start)),
         _ => (stalled_at, ConnectionError::Stalled(stall)),
     };
-    match timeout_at(until, socket.write_all_buf(&mut out)).await {
+    match timeout_at(until, socket.write_all_buf(out)).await {
         Ok(result) => Ok(result?),
         Err(_) => Err(err),
     }

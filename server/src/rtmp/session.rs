@@ -148,6 +148,8 @@ pub struct RtmpSession {
     next_stream_id: u32,
     role: Role,
     output: BufList,
+    /// The last list written out, kept for its memory.
+    spare: BufList,
     /// Bytes received after the handshake, and as of the last
     /// Acknowledgement, which goes out every `ack_window` bytes once the
     /// peer has asked for one (spec 5.4.3, 5.4.4).
@@ -178,6 +180,7 @@ impl RtmpSession {
             next_stream_id: 1,
             role: Role::Idle,
             output: BufList::default(),
+            spare: BufList::default(),
             received: 0,
             acknowledged: 0,
             ack_window: None,
@@ -244,9 +247,19 @@ impl RtmpSession {
         Ok(())
     }
 
-    /// Bytes to send to the peer, if any.
+    /// Bytes to send to the peer, if any. Hand the list back with
+    /// [`Self::recycle`] once it is written.
     pub fn poll_output(&mut self) -> Option<BufList> {
-        (!self.output.is_empty()).then(|| std::mem::take(&mut self.output))
+        (!self.output.is_empty())
+            .then(|| std::mem::replace(&mut self.output, std::mem::take(&mut self.spare)))
+    }
+
+    /// A list from [`Self::poll_output`], written out: the next output reuses
+    /// its memory.
+    pub fn recycle(&mut self, out: BufList) {
+        if out.is_empty() {
+            self.spare = out;
+        }
     }
 
     /// The stream this connection plays, while it plays one.
@@ -950,6 +963,7 @@ mod tests {
             };
             let mut bytes = vec![0; out.remaining()];
             out.copy_to_slice(&mut bytes);
+            self.session.recycle(out);
             bytes
         }
 
