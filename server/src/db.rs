@@ -4,11 +4,16 @@
 //! SQLite runs in WAL mode with a busy timeout, so two Tinsel processes on one
 //! machine can share the file (issue: two tweet pollers, one action).
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::SqlitePool;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use thiserror::Error;
 
@@ -24,6 +29,65 @@ pub enum DbError {
         path: PathBuf,
         source: sqlx::migrate::MigrateError,
     },
+}
+
+/// The schema's migrations, in order: (version, description, SQL), compiled
+/// in, so the binary needs no files beside it. The descriptions and SQL are
+/// what sqlx records for each file (`0001_settings.sql` is version 1,
+/// "settings"), so a database made by an earlier build carries on. (Not
+/// `sqlx::migrate!`: that macro makes the compiler build sqlx and SQLite's C a
+/// second time.)
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "settings",
+        include_str!("../migrations/0001_settings.sql"),
+    ),
+    (2, "lights", include_str!("../migrations/0002_lights.sql")),
+    (
+        3,
+        "accounts",
+        include_str!("../migrations/0003_accounts.sql"),
+    ),
+    (4, "tweets", include_str!("../migrations/0004_tweets.sql")),
+    (
+        5,
+        "lights memory",
+        include_str!("../migrations/0005_lights_memory.sql"),
+    ),
+    (
+        6,
+        "login failures",
+        include_str!("../migrations/0006_login_failures.sql"),
+    ),
+    (
+        7,
+        "admin sessions",
+        include_str!("../migrations/0007_admin_sessions.sql"),
+    ),
+];
+
+#[derive(Debug)]
+struct Migrations;
+
+impl<'s> MigrationSource<'s> for Migrations {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    Cow::Borrowed(sql),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(migrations)))
+    }
 }
 
 /// A cheap-to-clone handle on the database.
@@ -59,7 +123,13 @@ impl Db {
             .connect_with(options)
             .await
             .map_err(open)?;
-        sqlx::migrate!("./migrations")
+        let migrator = Migrator::new(Migrations)
+            .await
+            .map_err(|source| DbError::Migrate {
+                path: path.clone(),
+                source,
+            })?;
+        migrator
             .run(&pool)
             .await
             .map_err(|source| DbError::Migrate {
@@ -121,6 +191,32 @@ pub fn instant_at(at_ms: i64, now_ms: i64, now: std::time::Instant) -> std::time
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// sqlx's own reading of the migration files (what `sqlx::migrate!` and
+    /// earlier builds used) and the compiled-in list record the same
+    /// migrations, so a database made by either opens with the other.
+    #[tokio::test]
+    async fn a_database_migrated_from_the_files_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let from_files = Migrator::new(files.as_path()).await.unwrap();
+        assert_eq!(
+            from_files.iter().count(),
+            MIGRATIONS.len(),
+            "every file is listed"
+        );
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join(DB_FILE))
+            .create_if_missing(true);
+        let pool = SqlitePoolOptions::new()
+            .connect_with(options)
+            .await
+            .unwrap();
+        from_files.run(&pool).await.unwrap();
+        pool.close().await;
+        let db = Db::open(dir.path()).await.unwrap();
+        db.set_setting("since_id", "1").await.unwrap();
+    }
 
     #[tokio::test]
     async fn settings_survive_reopening() {

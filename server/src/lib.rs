@@ -218,9 +218,7 @@ pub async fn run(
         tracker.clone(),
         token.child_token(),
     );
-    auth::session::prepare(&db, &tracker, token.child_token())
-        .await
-        .map_err(std::io::Error::other)?;
+    auth::session::sweep_expired(&db, &tracker, token.child_token());
     let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
     let tweets = tweets::Tweets::start(
         config.twitter.as_ref(),

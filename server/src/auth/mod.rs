@@ -6,6 +6,7 @@
 //! - [`login_failures`]: the table that keeps those failures over a restart.
 //! - [`logins`]: the two together, as a login uses them.
 //! - [`session`]: the session cookie, the [`AdminUser`] extractor and CSRF.
+//! - [`store`]: the `admin_sessions` table the sessions are kept in.
 
 pub mod accounts;
 pub mod hashing;
@@ -13,6 +14,7 @@ pub mod limits;
 pub mod login_failures;
 pub mod logins;
 pub mod session;
+pub mod store;
 pub mod throttle;
 
 pub use session::{AdminUser, SessionSettings};

@@ -1,4 +1,4 @@
-//! Admin sessions: a cookie naming a row of `tower_sessions` in the database,
+//! Admin sessions: a cookie naming a row of `admin_sessions` in the database,
 //! the [`AdminUser`] extractor every admin route takes, and the CSRF check.
 //!
 //! CSRF: each session gets a random token at login, answered by
@@ -18,8 +18,8 @@ use tokio_util::task::TaskTracker;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions::{Expiry, Session, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
+use super::store::SqliteSessions;
 use crate::db::Db;
 use crate::http::ApiError;
 
@@ -49,9 +49,9 @@ struct AdminSession {
 }
 
 /// The layer that loads and saves sessions; put it on the admin routes only.
-pub fn layer(db: &Db, settings: SessionSettings) -> SessionManagerLayer<SqliteStore> {
+pub fn layer(db: &Db, settings: SessionSettings) -> SessionManagerLayer<SqliteSessions> {
     let idle = time::Duration::try_from(settings.idle_timeout).unwrap_or(time::Duration::MINUTE);
-    SessionManagerLayer::new(SqliteStore::new(db.pool().clone()))
+    SessionManagerLayer::new(SqliteSessions::new(db.pool().clone()))
         .with_name(COOKIE)
         .with_http_only(true)
         .with_same_site(SameSite::Strict)
@@ -61,18 +61,10 @@ pub fn layer(db: &Db, settings: SessionSettings) -> SessionManagerLayer<SqliteSt
         .with_always_save(true)
 }
 
-/// Creates the sessions table if needed and starts deleting expired sessions
-/// until `token` is cancelled.
-///
-/// # Errors
-/// The table cannot be created.
-pub async fn prepare(
-    db: &Db,
-    tracker: &TaskTracker,
-    token: CancellationToken,
-) -> Result<(), sqlx::Error> {
-    let store = SqliteStore::new(db.pool().clone());
-    store.migrate().await?;
+/// Starts deleting expired sessions until `token` is cancelled (the table
+/// is made by the database's migrations).
+pub fn sweep_expired(db: &Db, tracker: &TaskTracker, token: CancellationToken) {
+    let store = SqliteSessions::new(db.pool().clone());
     tracker.spawn(async move {
         let mut interval = tokio::time::interval(SWEEP_EVERY);
         loop {
@@ -86,7 +78,6 @@ pub async fn prepare(
             }
         }
     });
-    Ok(())
 }
 
 /// Starts an admin session for `username` (under a new id, so an id planted
