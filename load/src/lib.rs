@@ -25,6 +25,7 @@ pub mod http;
 pub mod process;
 pub mod procfs;
 mod report;
+pub mod rtp_count;
 mod viewer;
 pub mod wrk;
 
