@@ -32,7 +32,7 @@ pub mod wrk;
 pub use crowd::{run_many, watch, watch_until};
 pub use flv::Track;
 pub use report::{
-    KEEPING_UP_SHARE, Summary, Tally, ViewerReport, WARMUP, behind_live, opt_ms, percentile,
-    summarize,
+    KEEPING_UP_SHARE, Summary, Tally, ViewerReport, WARMUP, WebrtcStats, WebrtcSummary,
+    behind_live, opt_ms, percentile, summarize,
 };
 pub use viewer::{LoadError, Media, Stage, Viewer};

@@ -47,6 +47,46 @@ pub struct ViewerReport {
     /// first keyframe: a stall a player would show as a freeze.
     #[serde(rename = "max_gap_ms", serialize_with = "opt_millis")]
     pub max_gap: Option<Duration>,
+    /// What a WebRTC viewer measured besides; absent for RTMP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webrtc: Option<WebrtcStats>,
+}
+
+/// What a WebRTC (WHEP) viewer measured beyond what every viewer does. For
+/// such a viewer, `bytes` in [`ViewerReport`] counts RTP payload bytes and a
+/// video frame is one RTP timestamp.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct WebrtcStats {
+    /// From the offer's POST to the answer.
+    #[serde(rename = "answer_ms", serialize_with = "opt_millis")]
+    pub answer: Option<Duration>,
+    /// From the offer's POST to the peer connection's connected state (ICE
+    /// and DTLS done).
+    #[serde(rename = "connected_ms", serialize_with = "opt_millis")]
+    pub connected: Option<Duration>,
+    /// RTP packets received, audio and video, repeats included.
+    pub packets: u64,
+    /// RTP packets the sequence numbers say were sent, first to last.
+    pub expected: u64,
+    /// Packets never received, at the end (after retransmissions).
+    pub lost: u64,
+    /// Packets that filled a hole behind a later one: retransmissions
+    /// answering NACKs, or reordering.
+    pub late: u64,
+    /// Packets received more than once.
+    pub duplicates: u64,
+    /// RTCP NACKs and PLIs the viewer sent.
+    pub nacks_sent: u32,
+    pub plis_sent: u32,
+    /// UDP payload bytes through the viewer's socket: SRTP, SRTCP, DTLS and
+    /// STUN.
+    pub wire_bytes_received: u64,
+    pub wire_bytes_sent: u64,
+    /// How far behind the sender's clock (its RTCP sender reports' NTP time,
+    /// read against this machine's clock) video frames arrived: the median
+    /// over frames after [`WARMUP`]. Meaningful when both run on one machine
+    /// or on synchronised clocks.
+    pub sender_lag_ms: Option<f64>,
 }
 
 impl ViewerReport {
@@ -61,6 +101,7 @@ impl ViewerReport {
             received_fps: None,
             behind_live: None,
             max_gap: None,
+            webrtc: None,
         }
     }
 }
@@ -153,6 +194,7 @@ impl Tally {
             received_fps,
             behind_live,
             max_gap: self.max_gap,
+            webrtc: None,
         }
     }
 }
@@ -181,6 +223,71 @@ pub struct Summary {
     #[serde(rename = "behind_live_median_ms", serialize_with = "opt_millis")]
     pub behind_live_median: Option<Duration>,
     pub fps_median: Option<f64>,
+    /// Bytes a viewer received (see [`ViewerReport::bytes`]), median.
+    pub bytes_median: Option<u64>,
+    #[serde(rename = "max_gap_p95_ms", serialize_with = "opt_millis")]
+    pub max_gap_p95: Option<Duration>,
+    /// Totals and medians of the WebRTC viewers; absent when there are none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webrtc: Option<WebrtcSummary>,
+}
+
+/// What the WebRTC viewers of a crowd add up to.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WebrtcSummary {
+    /// Sums over the viewers.
+    pub packets: u64,
+    pub expected: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub nacks_sent: u64,
+    pub plis_sent: u64,
+    /// `lost` over `expected`, in percent.
+    pub loss_percent: Option<f64>,
+    pub wire_bytes_received_median: Option<u64>,
+    #[serde(rename = "answer_median_ms", serialize_with = "opt_millis")]
+    pub answer_median: Option<Duration>,
+    #[serde(rename = "connected_median_ms", serialize_with = "opt_millis")]
+    pub connected_median: Option<Duration>,
+    #[serde(rename = "connected_p95_ms", serialize_with = "opt_millis")]
+    pub connected_p95: Option<Duration>,
+    /// Median of the viewers' [`WebrtcStats::sender_lag_ms`].
+    pub sender_lag_median_ms: Option<f64>,
+}
+
+fn summarize_webrtc(reports: &[ViewerReport]) -> Option<WebrtcSummary> {
+    let stats: Vec<&WebrtcStats> = reports.iter().filter_map(|r| r.webrtc.as_ref()).collect();
+    if stats.is_empty() {
+        return None;
+    }
+    let sum = |field: fn(&WebrtcStats) -> u64| stats.iter().map(|s| field(s)).sum::<u64>();
+    let sorted_durations = |field: fn(&WebrtcStats) -> Option<Duration>| {
+        let mut values: Vec<Duration> = stats.iter().filter_map(|s| field(s)).collect();
+        values.sort_unstable();
+        values
+    };
+    let answer = sorted_durations(|s| s.answer);
+    let connected = sorted_durations(|s| s.connected);
+    let mut wire: Vec<u64> = stats.iter().map(|s| s.wire_bytes_received).collect();
+    wire.sort_unstable();
+    let mut lag: Vec<f64> = stats.iter().filter_map(|s| s.sender_lag_ms).collect();
+    lag.sort_unstable_by(f64::total_cmp);
+    let expected = sum(|s| s.expected);
+    let lost = sum(|s| s.lost);
+    Some(WebrtcSummary {
+        packets: sum(|s| s.packets),
+        expected,
+        lost,
+        late: sum(|s| s.late),
+        nacks_sent: sum(|s| u64::from(s.nacks_sent)),
+        plis_sent: sum(|s| u64::from(s.plis_sent)),
+        loss_percent: (expected > 0).then(|| 100.0 * lost as f64 / expected as f64),
+        wire_bytes_received_median: percentile(&wire, 50.0),
+        answer_median: percentile(&answer, 50.0),
+        connected_median: percentile(&connected, 50.0),
+        connected_p95: percentile(&connected, 95.0),
+        sender_lag_median_ms: percentile(&lag, 50.0),
+    })
 }
 
 /// Adds up the reports; percentiles are taken over the viewers that have
@@ -193,6 +300,14 @@ pub fn summarize(reports: &[ViewerReport], expected_fps: f64) -> Summary {
         .collect();
     let mut behind: Vec<Duration> = reports.iter().filter_map(|r| r.behind_live).collect();
     let mut fps: Vec<f64> = reports.iter().filter_map(|r| r.received_fps).collect();
+    let mut bytes: Vec<u64> = reports
+        .iter()
+        .filter(|r| r.error.is_none())
+        .map(|r| r.bytes)
+        .collect();
+    let mut gaps: Vec<Duration> = reports.iter().filter_map(|r| r.max_gap).collect();
+    bytes.sort_unstable();
+    gaps.sort_unstable();
     ttfk.sort_unstable();
     behind.sort_unstable();
     fps.sort_unstable_by(f64::total_cmp);
@@ -208,6 +323,9 @@ pub fn summarize(reports: &[ViewerReport], expected_fps: f64) -> Summary {
         ttfk_p95: percentile(&ttfk, 95.0),
         behind_live_median: percentile(&behind, 50.0),
         fps_median: percentile(&fps, 50.0),
+        bytes_median: percentile(&bytes, 50.0),
+        max_gap_p95: percentile(&gaps, 95.0),
+        webrtc: summarize_webrtc(reports),
     }
 }
 
@@ -236,10 +354,49 @@ impl fmt::Display for Summary {
             opt_ms(self.ttfk_median),
             opt_ms(self.ttfk_p95)
         )?;
+        writeln!(
+            f,
+            "longest gap:   p95 {}; bytes per viewer: median {}",
+            opt_ms(self.max_gap_p95),
+            self.bytes_median
+                .map_or_else(|| "-".to_string(), |b| b.to_string())
+        )?;
+        if let Some(webrtc) = &self.webrtc {
+            writeln!(f, "{webrtc}")?;
+        }
         write!(
             f,
             "behind live:   median {}",
             opt_ms(self.behind_live_median)
+        )
+    }
+}
+
+impl fmt::Display for WebrtcSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "connected:     median {}, p95 {} (answer median {})",
+            opt_ms(self.connected_median),
+            opt_ms(self.connected_p95),
+            opt_ms(self.answer_median)
+        )?;
+        writeln!(
+            f,
+            "RTP:           {} packets, {} lost ({}), {} late; {} NACKs, {} PLIs sent",
+            self.packets,
+            self.lost,
+            self.loss_percent
+                .map_or_else(|| "-".to_string(), |p| format!("{p:.3} %")),
+            self.late,
+            self.nacks_sent,
+            self.plis_sent
+        )?;
+        write!(
+            f,
+            "behind sender: median {}",
+            self.sender_lag_median_ms
+                .map_or_else(|| "-".to_string(), |ms| format!("{ms:.1} ms"))
         )
     }
 }
@@ -286,6 +443,7 @@ mod tests {
             received_fps: fps,
             behind_live: ttfk_ms.map(|ms| Duration::from_millis(ms * 10)),
             max_gap: None,
+            webrtc: None,
         }
     }
 
@@ -467,6 +625,59 @@ mod tests {
         assert_eq!(summary.ttfk_median, None);
         assert_eq!(summary.fps_median, None);
         assert!(summary.to_string().contains("keeping up:    0 of 0"));
+    }
+
+    fn webrtc(lost: u64, expected: u64, connected_ms: u64, lag: Option<f64>) -> WebrtcStats {
+        WebrtcStats {
+            connected: Some(Duration::from_millis(connected_ms)),
+            packets: expected - lost,
+            expected,
+            lost,
+            nacks_sent: 2,
+            plis_sent: 1,
+            wire_bytes_received: 1000 * connected_ms,
+            sender_lag_ms: lag,
+            ..WebrtcStats::default()
+        }
+    }
+
+    #[test]
+    fn summarize_adds_up_webrtc_viewers() {
+        let mut a = report(Some(30.0), Some(100), None);
+        a.webrtc = Some(webrtc(1, 1000, 200, Some(3.0)));
+        let mut b = report(Some(30.0), Some(120), None);
+        b.webrtc = Some(webrtc(3, 1000, 300, None));
+        let mut c = report(Some(30.0), Some(140), None);
+        c.webrtc = Some(webrtc(0, 2000, 100, Some(5.0)));
+        let summary = summarize(&[a, b, c], 30.0);
+        let webrtc = summary
+            .webrtc
+            .clone()
+            .expect("WebRTC viewers are summarised");
+        assert_eq!((webrtc.lost, webrtc.expected), (4, 4000));
+        assert_eq!(webrtc.packets, 3996);
+        assert_eq!(webrtc.loss_percent, Some(0.1));
+        assert_eq!((webrtc.nacks_sent, webrtc.plis_sent), (6, 3));
+        assert_eq!(webrtc.connected_median, Some(Duration::from_millis(200)));
+        assert_eq!(webrtc.connected_p95, Some(Duration::from_millis(300)));
+        assert_eq!(webrtc.wire_bytes_received_median, Some(200_000));
+        assert_eq!(webrtc.sender_lag_median_ms, Some(3.0));
+        let text = summary.to_string();
+        assert!(text.contains("4 lost (0.100 %)"), "{text}");
+        assert!(text.contains("behind sender: median 3.0 ms"), "{text}");
+    }
+
+    #[test]
+    fn rtmp_json_has_no_webrtc_fields() {
+        let reports = [report(Some(30.0), Some(150), None)];
+        let summary = serde_json::to_value(summarize(&reports, 30.0)).unwrap();
+        assert!(summary.get("webrtc").is_none(), "{summary}");
+        let viewer = serde_json::to_value(&reports[0]).unwrap();
+        assert!(viewer.get("webrtc").is_none(), "{viewer}");
+        let mut whep = reports[0].clone();
+        whep.webrtc = Some(webrtc(0, 10, 50, None));
+        let viewer = serde_json::to_value(&whep).unwrap();
+        assert_eq!(viewer["webrtc"]["connected_ms"], 50.0);
     }
 
     #[test]
