@@ -110,7 +110,7 @@ struct ErrorCount {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 enum Outcome {
-    Measured(Measured),
+    Measured(Box<Measured>),
     Failed { server: ServerKind, error: String },
 }
 
@@ -156,7 +156,7 @@ async fn run(args: &Args) -> ExitCode {
             );
         }
         let outcome = match bench_one(kind, args, ramp, duration).await {
-            Ok(measured) => Outcome::Measured(measured),
+            Ok(measured) => Outcome::Measured(Box::new(measured)),
             Err(err) => Outcome::Failed {
                 server: kind,
                 error: format!("{err:#}"),
