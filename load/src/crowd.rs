@@ -1,6 +1,8 @@
 //! Watching a stream: one viewer for a fixed time ([`watch`]), or many
-//! joining over a ramp ([`run_many`]). Every task ends by its deadline.
+//! joining over a ramp ([`run_many`] for RTMP, [`run_crowd`] for any
+//! [`Source`]). Every task ends by its deadline.
 
+use std::future::Future;
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -8,6 +10,65 @@ use tokio::time::{Instant, sleep_until, timeout_at};
 
 use crate::report::{Tally, ViewerReport};
 use crate::viewer::Viewer;
+use crate::whep::{self, WhepClient, WhepError, WhepOptions};
+
+/// What a crowd watches.
+#[derive(Clone)]
+pub enum Source {
+    /// `rtmp://HOST[:PORT]/APP/STREAM`
+    Rtmp(String),
+    /// A WHEP endpoint, `http(s)://...`; the viewers share `client`.
+    Whep {
+        url: String,
+        client: WhepClient,
+        options: WhepOptions,
+    },
+}
+
+impl Source {
+    /// RTMP for an `rtmp://` URL, WHEP for `http://` and `https://`.
+    ///
+    /// # Errors
+    ///
+    /// For any other scheme, or when the HTTP client cannot be built.
+    pub fn from_url(url: &str, options: WhepOptions) -> Result<Source, WhepError> {
+        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+        match scheme.map(str::to_ascii_lowercase).as_deref() {
+            Some("rtmp") => Ok(Source::Rtmp(url.to_string())),
+            Some("http" | "https") => Ok(Source::Whep {
+                url: url.to_string(),
+                client: WhepClient::new()?,
+                options,
+            }),
+            _ => Err(WhepError::BadUrl {
+                url: url.to_string(),
+                reason: "neither rtmp:// nor http(s)://".to_string(),
+            }),
+        }
+    }
+
+    pub fn url(&self) -> &str {
+        match self {
+            Source::Rtmp(url) | Source::Whep { url, .. } => url,
+        }
+    }
+
+    pub fn is_whep(&self) -> bool {
+        matches!(self, Source::Whep { .. })
+    }
+
+    /// One viewer until `deadline`.
+    pub async fn watch_until(&self, deadline: Instant) -> ViewerReport {
+        match self {
+            Source::Rtmp(url) => watch_until(url, deadline).await,
+            Source::Whep {
+                url,
+                client,
+                options,
+            } => whep::watch_until(client, url, *options, deadline).await,
+        }
+    }
+}
 
 /// How long past its deadline a viewer task may take to hand in its
 /// report before it is written off; covers a busy runtime, nothing more.
@@ -51,25 +112,54 @@ pub async fn watch_until(url: &str, deadline: Instant) -> ViewerReport {
     tally.finish(end, error)
 }
 
-/// Starts `viewers` viewers spread evenly over `ramp`, each watching until
-/// `ramp + duration` after the start, and returns their reports in join
-/// order. Viewers run as tasks on the current runtime; dropping the future
-/// aborts them.
+/// Starts `viewers` RTMP viewers spread evenly over `ramp`, each watching
+/// until `ramp + duration` after the start, and returns their reports in
+/// join order. Viewers run as tasks on the current runtime; dropping the
+/// future aborts them.
 pub async fn run_many(
     url: &str,
     viewers: usize,
     ramp: Duration,
     duration: Duration,
 ) -> Vec<ViewerReport> {
+    run_crowd(&Source::Rtmp(url.to_string()), viewers, ramp, duration).await
+}
+
+/// [`run_many`] for any source.
+pub async fn run_crowd(
+    source: &Source,
+    viewers: usize,
+    ramp: Duration,
+    duration: Duration,
+) -> Vec<ViewerReport> {
+    spread(viewers, ramp, duration, |deadline| {
+        let source = source.clone();
+        async move { source.watch_until(deadline).await }
+    })
+    .await
+}
+
+/// Runs `watch(deadline)` for `viewers` viewers joining evenly over `ramp`,
+/// all with the deadline `ramp + duration` after the start.
+async fn spread<F, Fut>(
+    viewers: usize,
+    ramp: Duration,
+    duration: Duration,
+    watch: F,
+) -> Vec<ViewerReport>
+where
+    F: Fn(Instant) -> Fut,
+    Fut: Future<Output = ViewerReport> + Send + 'static,
+{
     let start = Instant::now();
     let deadline = start + ramp + duration;
     let mut tasks = JoinSet::new();
     for index in 0..viewers {
-        let url = url.to_string();
         let join_at = start + ramp.mul_f64(index as f64 / viewers as f64);
+        let viewer = watch(deadline);
         tasks.spawn(async move {
             sleep_until(join_at).await;
-            (index, watch_until(&url, deadline).await)
+            (index, viewer.await)
         });
     }
     let mut reports: Vec<Option<ViewerReport>> = vec![None; viewers];
@@ -95,6 +185,21 @@ pub async fn run_many(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scheme_picks_the_protocol() {
+        let options = WhepOptions::default();
+        let rtmp = Source::from_url("rtmp://127.0.0.1/live/tree", options).unwrap();
+        assert!(!rtmp.is_whep());
+        let whep = Source::from_url("http://127.0.0.1:8080/whep/tree", options).unwrap();
+        assert!(whep.is_whep());
+        assert_eq!(whep.url(), "http://127.0.0.1:8080/whep/tree");
+        assert!(
+            Source::from_url("HTTPS://example.org/whep/tree", options).is_ok_and(|s| s.is_whep())
+        );
+        assert!(Source::from_url("srt://127.0.0.1:9000", options).is_err());
+        assert!(Source::from_url("127.0.0.1/live/tree", options).is_err());
+    }
 
     #[tokio::test]
     async fn watch_reports_a_refused_connection_quickly() {

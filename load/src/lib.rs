@@ -27,12 +27,14 @@ pub mod procfs;
 mod report;
 pub mod rtp_count;
 mod viewer;
+mod whep;
 pub mod wrk;
 
-pub use crowd::{run_many, watch, watch_until};
+pub use crowd::{Source, run_crowd, run_many, watch, watch_until};
 pub use flv::Track;
 pub use report::{
     KEEPING_UP_SHARE, Summary, Tally, ViewerReport, WARMUP, WebrtcStats, WebrtcSummary,
     behind_live, opt_ms, percentile, summarize,
 };
 pub use viewer::{LoadError, Media, Stage, Viewer};
+pub use whep::{WhepClient, WhepError, WhepOptions};
