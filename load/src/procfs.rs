@@ -1,6 +1,6 @@
 //! What the benchmarks read about server processes from /proc (proc(5)):
-//! CPU time, peak resident memory, and the tree of processes a server
-//! started. Parsing is pure and tested on sample text.
+//! CPU time, resident memory (now and at its peak), and the tree of
+//! processes a server started. Parsing is pure and tested on sample text.
 
 use std::path::PathBuf;
 
@@ -43,14 +43,19 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
-/// `VmHWM` from /proc/PID/status, in KiB.
+/// `VmHWM` (peak resident memory) from /proc/PID/status, in KiB.
 pub fn parse_vm_hwm(status: &str) -> Option<u64> {
-    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-    line["VmHWM:".len()..]
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    parse_status_kib(status, "VmHWM:")
+}
+
+/// `VmRSS` (resident memory now) from /proc/PID/status, in KiB.
+pub fn parse_vm_rss(status: &str) -> Option<u64> {
+    parse_status_kib(status, "VmRSS:")
+}
+
+fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
+    let line = status.lines().find(|line| line.starts_with(key))?;
+    line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
 fn read(path: String) -> Result<(PathBuf, String), ProcfsError> {
@@ -137,6 +142,16 @@ pub fn peak_rss_kib(pid: i32) -> Result<u64, ProcfsError> {
     parse_vm_hwm(&text).ok_or(ProcfsError::Parse { path })
 }
 
+/// Resident memory of one process now, in KiB.
+///
+/// # Errors
+///
+/// When the process is gone or its status has no `VmRSS` (kernel threads).
+pub fn rss_kib(pid: i32) -> Result<u64, ProcfsError> {
+    let (path, text) = read(format!("/proc/{pid}/status"))?;
+    parse_vm_rss(&text).ok_or(ProcfsError::Parse { path })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,7 +181,9 @@ mod tests {
         let status =
             "Name:\tnginx\nVmPeak:\t  20000 kB\nVmHWM:\t    5120 kB\nVmRSS:\t    4000 kB\n";
         assert_eq!(parse_vm_hwm(status), Some(5120));
+        assert_eq!(parse_vm_rss(status), Some(4000));
         assert_eq!(parse_vm_hwm("Name:\tkthreadd\n"), None);
+        assert_eq!(parse_vm_rss("Name:\tkthreadd\n"), None);
     }
 
     #[test]
@@ -183,6 +200,7 @@ mod tests {
         let pid = std::process::id() as i32;
         assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
         assert!(peak_rss_kib(pid).unwrap() > 0);
+        assert!(rss_kib(pid).unwrap() > 0);
         assert!(is_alive(pid));
     }
 }
