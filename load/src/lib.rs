@@ -1,23 +1,30 @@
-//! Tinsel's RTMP load tool: many concurrent players, each measuring what it
-//! receives, for load tests and for the server's integration tests.
+//! Tinsel's load tool: many concurrent players, over RTMP or WebRTC (WHEP),
+//! each measuring what it receives, for load tests and for the server's
+//! integration tests.
 //!
 //! ```text
-//!  run_many ──spawns, spread over the ramp──> watch_until (one per viewer)
+//!  run_many / run_crowd(Source) ──spawns, spread over the ramp──> one task per viewer
 //!                                                │
-//!   Viewer::connect: TCP, handshake, connect, createStream, play
-//!   Viewer::next_media ──> Media (flv::classify) ──> Tally::record
-//!                                                │ deadline
-//!                                   Tally::finish ──> ViewerReport
+//!   RTMP (viewer):  TCP, handshake, connect, createStream, play
+//!                   Viewer::next_media ──> Media (flv::classify)
+//!   WHEP (whep):    POST offer ──> answer + Location; ICE, DTLS, SRTP on a
+//!                   UDP socket (sans-IO rtc peer connection); RTP packets
+//!                   ──> rtp_count (loss, frames, IDR, sender clock) ──> Media
+//!                                                │
+//!                                      Tally::record
+//!                                                │ deadline (WHEP: then DELETE)
+//!                                   Tally::finish ──> ViewerReport (+ WebrtcStats)
 //!  summarize(&[ViewerReport]) ──> Summary (Display, Serialize)
 //! ```
 //!
-//! `viewer` owns the sockets; `flv` and `report` are pure and get arrival
-//! times passed in, so their arithmetic is tested without a server.
+//! `viewer` and `whep` own the sockets; `flv`, `rtp_count` and `report` are
+//! pure and get arrival times passed in, so their arithmetic is tested
+//! without a server.
 //!
-//! The benchmark binaries (`fanout-bench`, `hls-bench`) share the rest:
-//! `process` starts and always stops servers, the publisher and `wrk`;
-//! `procfs` reads their CPU time and memory; `http` fetches a file over
-//! loopback; `wrk` reads wrk's report (pure).
+//! The benchmark binaries (`fanout-bench`, `hls-bench`, `webrtc-bench`)
+//! share the rest: `process` starts and always stops servers, the publisher
+//! and `wrk`; `procfs` reads their CPU time and memory; `http` fetches a
+//! file over loopback; `wrk` reads wrk's report (pure).
 
 mod crowd;
 pub mod flv;
