@@ -32,7 +32,8 @@ pub struct ViewerReport {
     pub video_frames: u64,
     /// Audio frames received, sequence headers not counted.
     pub audio_frames: u64,
-    /// Audio and video payload bytes, FLV tag headers included.
+    /// Audio and video payload bytes, FLV tag headers included; for WebRTC,
+    /// the payload of every RTP packet received.
     pub bytes: u64,
     /// Video frames per wall-clock second, from [`WARMUP`] after the first
     /// keyframe to the end.
@@ -54,7 +55,8 @@ pub struct ViewerReport {
 
 /// What a WebRTC (WHEP) viewer measured beyond what every viewer does. For
 /// such a viewer, `bytes` in [`ViewerReport`] counts RTP payload bytes and a
-/// video frame is one RTP timestamp.
+/// video frame is one RTP timestamp, counted when it is newer than the last
+/// one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct WebrtcStats {
     /// From the offer's POST to the answer.
@@ -75,6 +77,10 @@ pub struct WebrtcStats {
     pub late: u64,
     /// Packets received more than once.
     pub duplicates: u64,
+    /// Video packets of a frame older than the newest one received, which
+    /// count toward no frame: a group of pictures sent again in answer to a
+    /// keyframe request, or a retransmission after its frame ended.
+    pub stale_packets: u64,
     /// RTCP NACKs and PLIs the viewer sent.
     pub nacks_sent: u32,
     pub plis_sent: u32,
@@ -240,6 +246,7 @@ pub struct WebrtcSummary {
     pub expected: u64,
     pub lost: u64,
     pub late: u64,
+    pub stale_packets: u64,
     pub nacks_sent: u64,
     pub plis_sent: u64,
     /// `lost` over `expected`, in percent.
@@ -279,6 +286,7 @@ fn summarize_webrtc(reports: &[ViewerReport]) -> Option<WebrtcSummary> {
         expected,
         lost,
         late: sum(|s| s.late),
+        stale_packets: sum(|s| s.stale_packets),
         nacks_sent: sum(|s| u64::from(s.nacks_sent)),
         plis_sent: sum(|s| u64::from(s.plis_sent)),
         loss_percent: (expected > 0).then(|| 100.0 * lost as f64 / expected as f64),
@@ -383,12 +391,13 @@ impl fmt::Display for WebrtcSummary {
         )?;
         writeln!(
             f,
-            "RTP:           {} packets, {} lost ({}), {} late; {} NACKs, {} PLIs sent",
+            "RTP:           {} packets, {} lost ({}), {} late, {} of older frames; {} NACKs, {} PLIs sent",
             self.packets,
             self.lost,
             self.loss_percent
                 .map_or_else(|| "-".to_string(), |p| format!("{p:.3} %")),
             self.late,
+            self.stale_packets,
             self.nacks_sent,
             self.plis_sent
         )?;

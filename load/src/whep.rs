@@ -302,6 +302,9 @@ impl Session {
             deadline.into_std()
         };
         let mut report = media.tally.finish(end, error);
+        // Every packet's payload, including those of frames that counted
+        // toward none.
+        report.bytes = media.payload_bytes;
         let (nacks_sent, plis_sent) = self.feedback_sent();
         report.webrtc = Some(WebrtcStats {
             answer: Some(self.answered_after),
@@ -311,6 +314,7 @@ impl Session {
             lost: media.video_seq.lost() + media.audio_seq.lost(),
             late: media.video_seq.late() + media.audio_seq.late(),
             duplicates: media.video_seq.duplicates() + media.audio_seq.duplicates(),
+            stale_packets: media.frames.stale_packets(),
             nacks_sent,
             plis_sent,
             wire_bytes_received: media.wire_bytes_received,
@@ -706,6 +710,7 @@ struct Counters {
     /// The last sender report of each stream, by SSRC.
     sender_clocks: Vec<(u32, SenderClock)>,
     packets: u64,
+    payload_bytes: u64,
     wire_bytes_received: u64,
     first_frame_at: Option<Instant>,
     first_keyframe_at: Option<Instant>,
@@ -725,6 +730,7 @@ impl Counters {
             audio_clock: Unwrapper::new(AUDIO_CLOCK),
             sender_clocks: Vec::new(),
             packets: 0,
+            payload_bytes: 0,
             wire_bytes_received: 0,
             first_frame_at: None,
             first_keyframe_at: None,
@@ -744,6 +750,7 @@ impl Counters {
         match message {
             RTCMessage::RtpPacket(track_id, packet) => {
                 self.packets += 1;
+                self.payload_bytes += packet.payload.len() as u64;
                 let track =
                     self.tracks
                         .get(&track_id)

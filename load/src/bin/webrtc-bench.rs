@@ -666,12 +666,13 @@ fn table(args: &Args, rounds: &[Round]) -> String {
                     if let Some(w) = &m.summary.webrtc {
                         let _ = write!(
                             line,
-                            ", connected median {}, {} RTP lost ({}), {} NACKs, {} PLIs",
+                            ", connected median {}, {} RTP lost ({}), {} NACKs, {} PLIs, {} packets of older frames",
                             opt_ms(w.connected_median),
                             w.lost,
                             opt(w.loss_percent, 3) + " %",
                             w.nacks_sent,
-                            w.plis_sent
+                            w.plis_sent,
+                            w.stale_packets
                         );
                     }
                     let _ = writeln!(out, "{line}, {} failed", m.summary.failed);
