@@ -43,6 +43,14 @@ pub fn parse_stat(text: &str) -> Option<Stat> {
     })
 }
 
+/// The command name in /proc/PID/stat (field 2, in parentheses): for a
+/// thread, its name.
+pub fn parse_comm(text: &str) -> Option<&str> {
+    let start = text.find('(')? + 1;
+    let end = text.rfind(')')?;
+    text.get(start..end)
+}
+
 /// `VmHWM` (peak resident memory) from /proc/PID/status, in KiB.
 pub fn parse_vm_hwm(status: &str) -> Option<u64> {
     parse_status_kib(status, "VmHWM:")
@@ -132,6 +140,41 @@ pub fn tree_cpu_seconds(root: i32) -> Result<f64, ProcfsError> {
     Ok(total)
 }
 
+/// One thread's name and CPU time so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ThreadCpu {
+    pub tid: i32,
+    pub name: String,
+    pub cpu_s: f64,
+}
+
+/// CPU seconds used so far by each thread of a process
+/// (/proc/PID/task/TID/stat); threads that exit while being read are left
+/// out.
+///
+/// # Errors
+///
+/// When the process is gone.
+pub fn thread_cpu_seconds(pid: i32) -> Result<Vec<ThreadCpu>, ProcfsError> {
+    let dir = PathBuf::from(format!("/proc/{pid}/task"));
+    let entries = std::fs::read_dir(&dir).map_err(|source| ProcfsError::Read {
+        path: dir.clone(),
+        source,
+    })?;
+    let ticks = clock_ticks_per_second();
+    Ok(entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|tid| {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+            Some(ThreadCpu {
+                tid,
+                name: parse_comm(&text)?.to_string(),
+                cpu_s: parse_stat(&text)?.cpu_ticks as f64 / ticks,
+            })
+        })
+        .collect())
+}
+
 /// Peak resident memory of one process, in KiB.
 ///
 /// # Errors
@@ -171,6 +214,17 @@ mod tests {
     }
 
     #[test]
+    fn comm_with_parens() {
+        let text = "4242 (nginx: (worker) process) S 4241 4241";
+        assert_eq!(parse_comm(text), Some("nginx: (worker) process"));
+        assert_eq!(
+            parse_comm("7 (tokio-rt-worker) R 1"),
+            Some("tokio-rt-worker")
+        );
+        assert_eq!(parse_comm("garbage"), None);
+    }
+
+    #[test]
     fn stat_truncated_is_none() {
         assert_eq!(parse_stat("1 (init) S 0 1"), None);
         assert_eq!(parse_stat("garbage"), None);
@@ -201,6 +255,8 @@ mod tests {
         assert!(process_cpu_seconds(pid).unwrap() >= 0.0);
         assert!(peak_rss_kib(pid).unwrap() > 0);
         assert!(rss_kib(pid).unwrap() > 0);
+        let threads = thread_cpu_seconds(pid).unwrap();
+        assert!(threads.iter().any(|t| t.tid == pid), "{threads:?}");
         assert!(is_alive(pid));
     }
 }
