@@ -22,7 +22,9 @@ use serde::Serialize;
 use tinsel_load::process::{
     Guarded, TempDir, free_port, shutdown_signal, start_publisher, wait_listening,
 };
-use tinsel_load::procfs::{process_cpu_seconds, rss_kib, tree_cpu_seconds};
+use tinsel_load::procfs::{
+    ThreadCpu, process_cpu_seconds, rss_kib, thread_cpu_seconds, tree_cpu_seconds,
+};
 use tinsel_load::{Source, Summary, ViewerReport, WhepOptions, opt_ms, run_crowd, summarize};
 
 const STREAM_NAME: &str = "tree";
@@ -109,6 +111,10 @@ struct Measured {
     /// User plus system CPU time of the server over the window.
     server_cpu_s: f64,
     server_cpu_percent_of_one_core: f64,
+    /// The server thread that used the most CPU over the window, and how
+    /// much of a core: near 100 % it, not the cores, is the limit.
+    busiest_thread: Option<String>,
+    busiest_thread_cpu_percent: Option<f64>,
     /// Server CPU per viewer per second watched, in milliseconds (1 ms/s
     /// is 0.1 % of a core).
     server_cpu_ms_per_viewer_s: Option<f64>,
@@ -461,11 +467,13 @@ async fn crowd(
     let rss_before_kib = rss_kib(server_pid)?;
     let sampler = RssSampler::start(server_pid);
     let cpu_before = tree_cpu_seconds(server_pid)?;
+    let threads_before = thread_cpu_seconds(server_pid)?;
     let own_before = process_cpu_seconds(own_pid)?;
     let started = Instant::now();
     let reports = run_crowd(source, viewers, plan.ramp, plan.duration).await;
     let window = started.elapsed();
     let cpu_after = tree_cpu_seconds(server_pid)?;
+    let threads_after = thread_cpu_seconds(server_pid)?;
     let own_after = process_cpu_seconds(own_pid)?;
     let rss_peak_kib = sampler.peak_kib().max(rss_kib(server_pid)?);
     drop(sampler);
@@ -486,6 +494,7 @@ async fn crowd(
             .sum()
     });
     let server_percent = 100.0 * server_cpu_s / window_s;
+    let busiest = busiest_thread(&threads_before, &threads_after);
     let own_percent = 100.0 * own_cpu_s / window_s;
     Ok(Measured {
         protocol,
@@ -493,6 +502,8 @@ async fn crowd(
         window_s,
         server_cpu_s,
         server_cpu_percent_of_one_core: server_percent,
+        busiest_thread_cpu_percent: busiest.as_ref().map(|(_, s)| 100.0 * s / window_s),
+        busiest_thread: busiest.map(|(name, _)| name),
         server_cpu_ms_per_viewer_s: per_viewer_s(1000.0 * server_cpu_s),
         units_received: units,
         server_cpu_us_per_unit: (units > 0).then(|| 1e6 * server_cpu_s / units as f64),
@@ -510,6 +521,22 @@ async fn crowd(
         summary: summarize(&reports, EXPECTED_FPS),
         errors: error_counts(reports.iter().filter_map(|r| r.error.as_deref())),
     })
+}
+
+/// The thread that used the most CPU between two readings, with its name
+/// and seconds; a thread that started in between counts from zero.
+fn busiest_thread(before: &[ThreadCpu], after: &[ThreadCpu]) -> Option<(String, f64)> {
+    after
+        .iter()
+        .map(|thread| {
+            let earlier = before
+                .iter()
+                .find(|b| b.tid == thread.tid)
+                .map_or(0.0, |b| b.cpu_s);
+            (thread, thread.cpu_s - earlier)
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(thread, seconds)| (format!("{} ({})", thread.name, thread.tid), seconds))
 }
 
 /// Viewer-seconds a crowd watches: viewer `i` of `n` joins `i/n` of the way
@@ -655,10 +682,12 @@ fn table(args: &Args, rounds: &[Round]) -> String {
             match outcome {
                 Outcome::Measured(m) => {
                     let mut line = format!(
-                        "{} {}: window {:.1} s, load generator {:.2} CPU s ({:.1} % of a core), median fps {}",
+                        "{} {}: window {:.1} s, busiest server thread {} at {} % of a core, load generator {:.2} CPU s ({:.1} % of a core), median fps {}",
                         m.viewers,
                         m.protocol.name(),
                         m.window_s,
+                        m.busiest_thread.as_deref().unwrap_or("-"),
+                        opt(m.busiest_thread_cpu_percent, 1),
                         m.load_generator_cpu_s,
                         m.load_generator_cpu_percent_of_one_core,
                         opt(m.summary.fps_median, 1),
@@ -739,6 +768,26 @@ mod tests {
         assert!(plan(&args(&["--pli-every-s", "0"])).is_err());
         assert!(plan(&args(&["--ramp-s=-1"])).is_err());
         assert!(plan(&args(&[])).unwrap().pli_every.is_none());
+    }
+
+    #[test]
+    fn the_busiest_thread_by_cpu_used_between_readings() {
+        let thread = |tid, name: &str, cpu_s| ThreadCpu {
+            tid,
+            name: name.to_string(),
+            cpu_s,
+        };
+        let before = [thread(1, "main", 10.0), thread(2, "worker", 1.0)];
+        let after = [
+            thread(1, "main", 12.0),
+            thread(2, "worker", 4.0),
+            thread(3, "new", 2.5),
+        ];
+        assert_eq!(
+            busiest_thread(&before, &after),
+            Some(("worker (2)".to_string(), 3.0))
+        );
+        assert_eq!(busiest_thread(&before, &[]), None);
     }
 
     #[test]
