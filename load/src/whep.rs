@@ -288,10 +288,10 @@ impl Session {
             }
         };
         let error = error.or_else(|| {
+            // No times in errors: a crowd's are counted by their text.
             connected_after.is_none().then(|| {
                 format!(
-                    "ICE and DTLS did not connect within {:.1} s (state {})",
-                    posted_at.elapsed().as_secs_f64(),
+                    "ICE and DTLS did not connect by the deadline (last state {})",
                     self.state
                 )
             })
@@ -377,10 +377,12 @@ impl Session {
                             connected_after.get_or_insert_with(|| posted_at.elapsed());
                         }
                         RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                            return Some(format!(
-                                "the peer connection went {state} after {:.1} s",
-                                posted_at.elapsed().as_secs_f64()
-                            ));
+                            let when = if connected_after.is_some() {
+                                "while playing"
+                            } else {
+                                "before it connected"
+                            };
+                            return Some(format!("the peer connection went {state} {when}"));
                         }
                         _ => {}
                     }
