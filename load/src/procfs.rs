@@ -140,6 +140,55 @@ pub fn tree_cpu_seconds(root: i32) -> Result<f64, ProcfsError> {
     Ok(total)
 }
 
+/// The whole machine's CPU time so far, from the first line of /proc/stat:
+/// busy (everything but idle and iowait) and in all, in clock ticks summed
+/// over the cores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MachineCpu {
+    pub busy_ticks: u64,
+    pub total_ticks: u64,
+}
+
+impl MachineCpu {
+    /// The share of all cores that was busy from `earlier` to `self`.
+    pub fn busy_share_since(&self, earlier: &MachineCpu) -> Option<f64> {
+        let total = self.total_ticks.checked_sub(earlier.total_ticks)?;
+        let busy = self.busy_ticks.checked_sub(earlier.busy_ticks)?;
+        (total > 0).then(|| busy as f64 / total as f64)
+    }
+}
+
+/// Parses the `cpu` line of /proc/stat: user nice system idle iowait irq
+/// softirq steal (guest time is already in user and nice).
+pub fn parse_machine_cpu(stat: &str) -> Option<MachineCpu> {
+    let line = stat.lines().find(|line| line.starts_with("cpu "))?;
+    let fields: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|field| field.parse().ok())
+        .collect::<Option<_>>()?;
+    if fields.len() < 5 {
+        return None;
+    }
+    let total: u64 = fields.iter().sum();
+    let idle = fields[3] + fields[4];
+    Some(MachineCpu {
+        busy_ticks: total - idle,
+        total_ticks: total,
+    })
+}
+
+/// The machine's CPU time so far.
+///
+/// # Errors
+///
+/// When /proc/stat cannot be read or parsed.
+pub fn machine_cpu() -> Result<MachineCpu, ProcfsError> {
+    let (path, text) = read("/proc/stat".to_string())?;
+    parse_machine_cpu(&text).ok_or(ProcfsError::Parse { path })
+}
+
 /// One thread's name and CPU time so far.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThreadCpu {
@@ -211,6 +260,25 @@ mod tests {
                 cpu_ticks: 936
             })
         );
+    }
+
+    #[test]
+    fn machine_cpu_from_proc_stat() {
+        let stat = "cpu  100 20 30 800 50 5 5 0 0 0\ncpu0 50 10 15 400 25 2 3 0 0 0\n";
+        let earlier = parse_machine_cpu(stat).unwrap();
+        assert_eq!(
+            earlier,
+            MachineCpu {
+                busy_ticks: 160,
+                total_ticks: 1010
+            }
+        );
+        let later = parse_machine_cpu("cpu  200 20 30 850 50 5 5 0 0 0\n").unwrap();
+        assert_eq!(later.busy_share_since(&earlier), Some(100.0 / 150.0));
+        assert_eq!(earlier.busy_share_since(&earlier), None);
+        assert_eq!(parse_machine_cpu("cpu0 1 2 3 4 5\n"), None);
+        assert_eq!(parse_machine_cpu("cpu  1 2 x 4 5\n"), None);
+        assert!(machine_cpu().unwrap().total_ticks > 0);
     }
 
     #[test]
