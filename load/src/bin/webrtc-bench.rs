@@ -23,7 +23,7 @@ use tinsel_load::process::{
     Guarded, TempDir, free_port, shutdown_signal, start_publisher, wait_listening,
 };
 use tinsel_load::procfs::{
-    ThreadCpu, process_cpu_seconds, rss_kib, thread_cpu_seconds, tree_cpu_seconds,
+    ThreadCpu, machine_cpu, process_cpu_seconds, rss_kib, thread_cpu_seconds, tree_cpu_seconds,
 };
 use tinsel_load::{Source, Summary, ViewerReport, WhepOptions, opt_ms, run_crowd, summarize};
 
@@ -47,8 +47,9 @@ const MAX_CROWDS: usize = 16;
 const MAX_VIEWERS: usize = 20_000;
 /// Session caps handed to the server: above any crowd this runs.
 const WHEP_SESSION_CAP: usize = 100_000;
-/// Share of all cores the server and this process may use together before
-/// the machine, rather than the server, counts as the limit.
+/// Share of all cores the machine may be busy (the server, this process,
+/// the publisher, anything else) before it, rather than the server, counts
+/// as the limit.
 const SATURATED_SHARE: f64 = 0.9;
 
 /// Measures Tinsel serving one stream over WebRTC (WHEP) to N viewers, with
@@ -136,8 +137,10 @@ struct Measured {
     load_generator_cpu_s: f64,
     load_generator_cpu_percent_of_one_core: f64,
     load_generator_cpu_ms_per_viewer: Option<f64>,
-    /// Whether the server and this process together used nearly every
-    /// core: then the figures say more about the machine than the server.
+    /// Share of all cores busy over the window, whatever used them.
+    machine_busy_percent: Option<f64>,
+    /// Whether the machine was nearly fully busy: then the figures say more
+    /// about the machine than the server.
     saturated: bool,
     summary: Summary,
     errors: Vec<ErrorCount>,
@@ -469,12 +472,14 @@ async fn crowd(
     let cpu_before = tree_cpu_seconds(server_pid)?;
     let threads_before = thread_cpu_seconds(server_pid)?;
     let own_before = process_cpu_seconds(own_pid)?;
+    let machine_before = machine_cpu()?;
     let started = Instant::now();
     let reports = run_crowd(source, viewers, plan.ramp, plan.duration).await;
     let window = started.elapsed();
     let cpu_after = tree_cpu_seconds(server_pid)?;
     let threads_after = thread_cpu_seconds(server_pid)?;
     let own_after = process_cpu_seconds(own_pid)?;
+    let machine_busy = machine_cpu()?.busy_share_since(&machine_before);
     let rss_peak_kib = sampler.peak_kib().max(rss_kib(server_pid)?);
     drop(sampler);
     server.check_running()?;
@@ -517,7 +522,8 @@ async fn crowd(
         load_generator_cpu_s: own_cpu_s,
         load_generator_cpu_percent_of_one_core: own_percent,
         load_generator_cpu_ms_per_viewer: Some(1000.0 * own_cpu_s / viewers as f64),
-        saturated: saturated(server_percent, own_percent, cores()),
+        machine_busy_percent: machine_busy.map(|share| 100.0 * share),
+        saturated: machine_busy.is_some_and(saturated),
         summary: summarize(&reports, EXPECTED_FPS),
         errors: error_counts(reports.iter().filter_map(|r| r.error.as_deref())),
     })
@@ -558,9 +564,9 @@ fn units_received(reports: &[ViewerReport]) -> u64 {
         .sum()
 }
 
-/// The server and the load generator together used nearly every core.
-fn saturated(server_percent: f64, generator_percent: f64, cores: usize) -> bool {
-    server_percent + generator_percent >= SATURATED_SHARE * 100.0 * cores as f64
+/// The machine was busy for nearly all of its cores' time.
+fn saturated(busy_share: f64) -> bool {
+    busy_share >= SATURATED_SHARE
 }
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
@@ -674,7 +680,7 @@ fn table(args: &Args, rounds: &[Round]) -> String {
         "ms/s/vwr: server CPU ms per viewer per second watched; µs/unit: server CPU per RTP packet (WHEP) or per RTMP message received; \
          RSS: peak sampled, and its growth per viewer; kbit/s: media payload per viewer, wire: all UDP bytes; \
          first frame: median / p95 from the request; lag: behind the sender's clock (WHEP, from RTCP sender reports), behind live (RTMP); \
-         gen ms/v: the load generator's CPU per viewer over the crowd; saturated: server and generator used over {:.0} % of all cores",
+         gen ms/v: the load generator's CPU per viewer over the crowd; saturated: the machine was over {:.0} % busy",
         100.0 * SATURATED_SHARE
     );
     for round in rounds {
@@ -682,10 +688,11 @@ fn table(args: &Args, rounds: &[Round]) -> String {
             match outcome {
                 Outcome::Measured(m) => {
                     let mut line = format!(
-                        "{} {}: window {:.1} s, busiest server thread {} at {} % of a core, load generator {:.2} CPU s ({:.1} % of a core), median fps {}",
+                        "{} {}: window {:.1} s, machine {} % busy, busiest server thread {} at {} % of a core, load generator {:.2} CPU s ({:.1} % of a core), median fps {}",
                         m.viewers,
                         m.protocol.name(),
                         m.window_s,
+                        opt(m.machine_busy_percent, 0),
                         m.busiest_thread.as_deref().unwrap_or("-"),
                         opt(m.busiest_thread_cpu_percent, 1),
                         m.load_generator_cpu_s,
@@ -749,10 +756,10 @@ mod tests {
     }
 
     #[test]
-    fn saturation_counts_both_processes() {
-        assert!(!saturated(100.0, 50.0, 2));
-        assert!(saturated(100.0, 80.0, 2));
-        assert!(saturated(95.0, 0.0, 1));
+    fn saturation_is_a_nearly_full_machine() {
+        assert!(!saturated(0.75));
+        assert!(saturated(0.9));
+        assert!(saturated(1.0));
     }
 
     #[test]
