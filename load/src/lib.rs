@@ -40,8 +40,8 @@ pub mod wrk;
 pub use crowd::{Source, run_crowd, run_many, watch, watch_until};
 pub use flv::Track;
 pub use report::{
-    KEEPING_UP_SHARE, Summary, Tally, ViewerReport, WARMUP, WebrtcStats, WebrtcSummary,
-    behind_live, opt_ms, percentile, summarize,
+    ErrorCount, KEEPING_UP_SHARE, Summary, Tally, ViewerReport, WARMUP, WebrtcStats, WebrtcSummary,
+    behind_live, error_counts, opt_ms, percentile, summarize,
 };
 pub use viewer::{LoadError, Media, Stage, Viewer};
 pub use whep::{WhepClient, WhepError, WhepOptions};

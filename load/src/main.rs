@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use tinsel_load::procfs::process_cpu_seconds;
-use tinsel_load::{Source, WhepOptions, run_crowd, summarize};
+use tinsel_load::{Source, WhepOptions, error_counts, run_crowd, summarize};
 
 /// Plays a stream with many concurrent viewers, over RTMP or WebRTC (WHEP),
 /// and reports what they received. Exits 0 when every viewer kept up, 1
@@ -75,8 +75,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             "load generator: {own_cpu_s:.2} CPU s, {} per viewer",
             own_cpu_ms_per_viewer.map_or_else(|| "-".to_string(), |ms| format!("{ms:.1} ms"))
         );
-        for (error, count) in error_counts(reports.iter().filter_map(|r| r.error.as_deref())) {
-            eprintln!("{count} viewer(s): {error}");
+        for count in error_counts(reports.iter().filter_map(|r| r.error.as_deref())) {
+            eprintln!("{} viewer(s): {}", count.viewers, count.error);
         }
     }
     let all_kept_up = summary.viewers > 0 && summary.keeping_up == summary.viewers;
@@ -92,31 +92,9 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
         .map_err(|_| anyhow::anyhow!("{flag} must be a non-negative number of seconds"))
 }
 
-/// Distinct errors, most frequent first.
-fn error_counts<'a>(errors: impl Iterator<Item = &'a str>) -> Vec<(&'a str, usize)> {
-    let mut counts: Vec<(&str, usize)> = Vec::new();
-    for error in errors {
-        match counts.iter_mut().find(|(seen, _)| *seen == error) {
-            Some((_, count)) => *count += 1,
-            None => counts.push((error, 1)),
-        }
-    }
-    counts.sort_by_key(|&(_, count)| std::cmp::Reverse(count));
-    counts
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn error_counts_groups_and_orders() {
-        let errors = ["refused", "closed", "refused"];
-        assert_eq!(
-            error_counts(errors.into_iter()),
-            vec![("refused", 2), ("closed", 1)]
-        );
-    }
 
     #[test]
     fn seconds_rejects_negative() {

@@ -426,9 +426,42 @@ fn opt_millis<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<
     }
 }
 
+/// Viewers that failed with one same error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorCount {
+    pub error: String,
+    pub viewers: usize,
+}
+
+/// Distinct viewer errors, most frequent first.
+pub fn error_counts<'a>(errors: impl Iterator<Item = &'a str>) -> Vec<ErrorCount> {
+    let mut counts: Vec<ErrorCount> = Vec::new();
+    for error in errors {
+        match counts.iter_mut().find(|seen| seen.error == error) {
+            Some(seen) => seen.viewers += 1,
+            None => counts.push(ErrorCount {
+                error: error.to_string(),
+                viewers: 1,
+            }),
+        }
+    }
+    counts.sort_by_key(|count| std::cmp::Reverse(count.viewers));
+    counts
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_counts_most_frequent_first() {
+        let counts = error_counts(["a", "b", "b"].into_iter());
+        let pairs: Vec<_> = counts
+            .iter()
+            .map(|c| (c.error.as_str(), c.viewers))
+            .collect();
+        assert_eq!(pairs, vec![("b", 2), ("a", 1)]);
+    }
 
     /// Media arriving `at_ms` after `t0`.
     fn video(t0: Instant, at_ms: u64, timestamp: u32, keyframe: bool) -> Media {

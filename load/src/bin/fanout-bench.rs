@@ -16,7 +16,7 @@ use tinsel_load::process::{
     Guarded, TempDir, free_port, shutdown_signal, start_publisher, wait_listening,
 };
 use tinsel_load::procfs::{descendants, peak_rss_kib, process_cpu_seconds, tree_cpu_seconds};
-use tinsel_load::{Summary, Track, Viewer, opt_ms, run_many, summarize};
+use tinsel_load::{ErrorCount, Summary, Track, Viewer, error_counts, opt_ms, run_many, summarize};
 
 /// Where Debian's libnginx-mod-rtmp puts the module.
 const NGINX_RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
@@ -99,12 +99,6 @@ struct Measured {
     load_generator_cpu_s: f64,
     summary: Summary,
     errors: Vec<ErrorCount>,
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorCount {
-    error: String,
-    viewers: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -360,22 +354,6 @@ async fn probe(url: &str) -> anyhow::Result<()> {
     }
 }
 
-/// Distinct viewer errors, most frequent first.
-fn error_counts<'a>(errors: impl Iterator<Item = &'a str>) -> Vec<ErrorCount> {
-    let mut counts: Vec<ErrorCount> = Vec::new();
-    for error in errors {
-        match counts.iter_mut().find(|seen| seen.error == error) {
-            Some(seen) => seen.viewers += 1,
-            None => counts.push(ErrorCount {
-                error: error.to_string(),
-                viewers: 1,
-            }),
-        }
-    }
-    counts.sort_by_key(|count| std::cmp::Reverse(count.viewers));
-    counts
-}
-
 fn ratios(outcomes: &[Outcome]) -> Ratios {
     let find = |kind| {
         outcomes.iter().find_map(|outcome| match outcome {
@@ -486,15 +464,5 @@ mod tests {
         assert!(config.contains("daemon off;"));
         assert!(config.contains("pid /bench/nginx.pid;"));
         assert!(config.contains("application live { live on; }"));
-    }
-
-    #[test]
-    fn error_counts_most_frequent_first() {
-        let counts = error_counts(["a", "b", "b"].into_iter());
-        let pairs: Vec<_> = counts
-            .iter()
-            .map(|c| (c.error.as_str(), c.viewers))
-            .collect();
-        assert_eq!(pairs, vec![("b", 2), ("a", 1)]);
     }
 }

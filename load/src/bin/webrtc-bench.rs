@@ -25,7 +25,10 @@ use tinsel_load::process::{
 use tinsel_load::procfs::{
     ThreadCpu, machine_cpu, process_cpu_seconds, rss_kib, thread_cpu_seconds, tree_cpu_seconds,
 };
-use tinsel_load::{Source, Summary, ViewerReport, WhepOptions, opt_ms, run_crowd, summarize};
+use tinsel_load::{
+    ErrorCount, Source, Summary, ViewerReport, WhepOptions, error_counts, opt_ms, run_crowd,
+    summarize,
+};
 
 const STREAM_NAME: &str = "tree";
 const TINSEL_KEY: &str = "benchkey12345";
@@ -144,12 +147,6 @@ struct Measured {
     saturated: bool,
     summary: Summary,
     errors: Vec<ErrorCount>,
-}
-
-#[derive(Debug, Serialize)]
-struct ErrorCount {
-    error: String,
-    viewers: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -571,22 +568,6 @@ fn saturated(busy_share: f64) -> bool {
 
 fn ratio(a: f64, b: f64) -> Option<f64> {
     (b > 0.0).then(|| a / b)
-}
-
-/// Distinct viewer errors, most frequent first.
-fn error_counts<'a>(errors: impl Iterator<Item = &'a str>) -> Vec<ErrorCount> {
-    let mut counts: Vec<ErrorCount> = Vec::new();
-    for error in errors {
-        match counts.iter_mut().find(|seen| seen.error == error) {
-            Some(seen) => seen.viewers += 1,
-            None => counts.push(ErrorCount {
-                error: error.to_string(),
-                viewers: 1,
-            }),
-        }
-    }
-    counts.sort_by_key(|count| std::cmp::Reverse(count.viewers));
-    counts
 }
 
 fn opt(value: Option<f64>, decimals: usize) -> String {
