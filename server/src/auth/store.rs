@@ -24,6 +24,28 @@ impl SqliteSessions {
     }
 }
 
+/// Adds a session unless its id is taken.
+const INSERT_NEW: &str =
+    "INSERT OR IGNORE INTO admin_sessions (id, record, expires_at) VALUES (?, ?, ?)";
+/// Adds a session or replaces the one with its id.
+const UPSERT: &str = "INSERT INTO admin_sessions (id, record, expires_at) VALUES (?, ?, ?) \
+     ON CONFLICT (id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at";
+
+impl SqliteSessions {
+    /// Runs `sql` with the record's id, JSON and expiry; true when a row was
+    /// written.
+    async fn write(&self, sql: &str, record: &Record) -> session_store::Result<bool> {
+        let written = sqlx::query(sql)
+            .bind(record.id.to_string())
+            .bind(encode(record)?)
+            .bind(record.expiry_date.unix_timestamp())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(written.rows_affected() == 1)
+    }
+}
+
 fn backend(err: sqlx::Error) -> session_store::Error {
     session_store::Error::Backend(err.to_string())
 }
@@ -36,35 +58,14 @@ fn encode(record: &Record) -> session_store::Result<String> {
 impl SessionStore for SqliteSessions {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         // A new id that happens to be taken gets another one.
-        loop {
-            let inserted = sqlx::query(
-                "INSERT OR IGNORE INTO admin_sessions (id, record, expires_at) VALUES (?, ?, ?)",
-            )
-            .bind(record.id.to_string())
-            .bind(encode(record)?)
-            .bind(record.expiry_date.unix_timestamp())
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-            if inserted.rows_affected() == 1 {
-                return Ok(());
-            }
+        while !self.write(INSERT_NEW, record).await? {
             record.id = Id::default();
         }
+        Ok(())
     }
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
-        sqlx::query(
-            "INSERT INTO admin_sessions (id, record, expires_at) VALUES (?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET record = excluded.record, expires_at = excluded.expires_at",
-        )
-        .bind(record.id.to_string())
-        .bind(encode(record)?)
-        .bind(record.expiry_date.unix_timestamp())
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        self.write(UPSERT, record).await.map(drop)
     }
 
     async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
