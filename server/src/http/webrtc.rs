@@ -85,7 +85,7 @@ async fn session_create(
         // Over the limit, or the body broke off: either way nothing to answer.
         return Ok(too_large(None));
     };
-    let (id, answer) = match state.whep.create(&name, &offer, peer).await {
+    let (id, answer) = match state.whep.create(&name, &offer, peer) {
         Ok(created) => created,
         Err(err) => return Ok(whep_refusal(peer, err)),
     };
@@ -128,10 +128,10 @@ fn whep_refusal(peer: SocketAddr, err: WhepError) -> Response {
         WhepError::Offer(_) | WhepError::Negotiation(_) => {
             ApiError::BadRequest(message).into_response()
         }
-        WhepError::Full(_) | WhepError::Gathering(_) => {
-            ApiError::Unavailable(message).into_response()
+        WhepError::Full(_) => ApiError::Unavailable(message).into_response(),
+        WhepError::Setup(_) | WhepError::NoAddress(_) => {
+            ApiError::Internal(message).into_response()
         }
-        WhepError::Setup(_) | WhepError::Task(_) => ApiError::Internal(message).into_response(),
     }
 }
 

@@ -1,6 +1,9 @@
 //! WebRTC playback over WHEP.
 //!
-//! - [`whep`]: offer in, answer out; one task per viewer sending RTP.
+//! - [`whep`]: offer in, answer out, and the viewer's session started.
+//! - [`session`]: one viewer's peer connection, driven: RTP out in batches,
+//!   datagrams in, keyframe requests answered.
+//! - [`ice_tcp`]: a session's ICE-TCP listener, for networks that block UDP.
 //! - [`admission`]: the caps on sessions, in total and per address.
 //! - [`feed`]: one stream's media made ready for all its viewers.
 //! - [`keyframe`]: keyframe requests from viewers, passed up from RTCP.
@@ -13,11 +16,13 @@
 
 pub mod admission;
 pub mod feed;
+pub mod ice_tcp;
 pub mod keyframe;
 pub mod limits;
 pub mod opus;
 pub mod packetize;
 pub mod replay;
 pub mod sdp;
+pub mod session;
 pub mod udp_mux;
 pub mod whep;

@@ -1,21 +1,16 @@
 //! One UDP port for every WebRTC session.
 //!
-//! The `webrtc` crate binds a UDP socket per peer connection, so every viewer
-//! would need a port of their own, and a node behind a load balancer a whole
-//! range. Its I/O goes through a [`Runtime`], though, and that is where the
-//! sessions are folded onto one socket:
+//! Every session's host candidates name this one port, so a node behind a
+//! load balancer or a firewall needs one UDP port open, not a range. Each
+//! session registers the ICE ufrag of its answer and gets a [`SessionPort`]:
+//! an inbox of the datagrams meant for it and a way to send on the shared
+//! socket (several datagrams to one peer in one `sendmsg` with UDP GSO).
 //!
-//! - A peer connection still binds its own ephemeral socket. [`MuxRuntime`]
-//!   keeps that socket only to reserve a unique address (the name the ICE
-//!   agent gives its host candidate) and hands back a [`SessionSocket`] whose
-//!   datagrams all travel through the shared socket.
-//! - The WHEP answer's host candidates are rewritten to the shared port, and
-//!   the answer's ICE ufrag is tied to the session's reserved address.
-//! - An incoming datagram finds its session by its remote address. The first
-//!   one from a new remote is always an ICE connectivity check (a STUN Binding
-//!   request) whose USERNAME starts with our ufrag (RFC 8445, 7.2.2); that
-//!   teaches the route. A STUN request the session sends teaches it too, so
-//!   the answers to the server's own checks come home.
+//! An incoming datagram finds its session by its remote address. The first
+//! one from a new remote is always an ICE connectivity check (a STUN Binding
+//! request) whose USERNAME starts with our ufrag (RFC 8445, 7.2.2); that
+//! teaches the route. A STUN request the session sends teaches it too, so the
+//! answers to the server's own checks come home.
 //!
 //! The port is open to anyone. A datagram from an address without a route
 //! costs a look at its first 20 bytes and, for a Binding request, a walk over
@@ -23,36 +18,25 @@
 //! learned before the session's ICE agent has checked the request's
 //! MESSAGE-INTEGRITY, so each session may learn at most
 //! `whep_max_remotes_per_session` of them, and they go with the session.
-//! Each session's ICE-TCP listener is capped the same way
-//! (`whep_max_tcp_per_session`), and a silent TCP connection is closed.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::future::Future;
 use std::io::{self, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
-use webrtc::runtime::{
-    AsyncInterval, AsyncTcpListener, AsyncTcpStream, AsyncUdpSocket, JoinHandle, RecvMeta, Runtime,
-    TokioRuntime, Transmit,
-};
+use tracing::warn;
+use webrtc::runtime::{AsyncUdpSocket, RecvMeta, Runtime, TokioRuntime, Transmit};
 
 /// Datagrams waiting for one session before new ones are dropped (UDP may drop).
 const SESSION_QUEUE: usize = 512;
 /// Large enough for a GRO batch of full-size datagrams.
 const RECV_BUFFER: usize = 64 * 1024;
-/// An ICE-TCP connection silent this long is closed: a connected viewer sends
-/// consent checks every 5 s or so (RFC 7675, 5.1) and RTCP more often.
-const TCP_IDLE: Duration = Duration::from_secs(30);
 
 /// What one session may hold on the shared port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,37 +62,36 @@ pub struct UdpMux {
     local: SocketAddr,
     limits: MuxLimits,
     routes: Mutex<Routes>,
+    next_id: AtomicU64,
     /// Datagrams dropped on a full session queue since the start.
     dropped: AtomicU64,
 }
 
-/// One session socket's place in the routes. It records its own entries in
-/// the maps below, so that it leaves them in a few steps however many
-/// sessions there are (every datagram waits on the lock meanwhile).
+/// One session's place in the routes. It records its own entries in the map
+/// of remotes, so that it leaves them in a few steps however many sessions
+/// there are (every datagram waits on the lock meanwhile).
 struct SessionRoute {
     inbox: mpsc::Sender<Datagram>,
     /// Its keys in `Routes::remotes` (at most `max_remotes_per_session`).
     remotes: Vec<(SocketAddr, IpAddr)>,
-    /// The ufrag of the answer that claimed it, once one did.
-    ufrag: Option<String>,
+    ufrag: String,
 }
 
 #[derive(Default)]
 struct Routes {
-    /// Every session socket, by its reserved address.
-    sessions: HashMap<SocketAddr, SessionRoute>,
-    /// Session sockets no answer has claimed yet, by port: an answer names
-    /// its sockets by the port of its host candidates.
-    unclaimed: HashMap<u16, Vec<SocketAddr>>,
-    /// Session sockets whose answer has gone out, by the answer's ICE ufrag.
-    ufrags: HashMap<String, Vec<SocketAddr>>,
-    /// (remote address, our IP it talks to) → the session socket.
-    remotes: HashMap<(SocketAddr, IpAddr), SocketAddr>,
+    /// Every session, by its id.
+    sessions: HashMap<u64, SessionRoute>,
+    /// Sessions by the ICE ufrag of their answer.
+    ufrags: HashMap<String, u64>,
+    /// (remote address, our IP it talks to) → the session.
+    remotes: HashMap<(SocketAddr, IpAddr), u64>,
 }
 
-struct Datagram {
-    from: SocketAddr,
-    data: Bytes,
+/// A datagram for a session: who sent it, to which of our IPs, and what.
+pub struct Datagram {
+    pub from: SocketAddr,
+    pub to: IpAddr,
+    pub data: Bytes,
 }
 
 impl fmt::Debug for UdpMux {
@@ -126,15 +109,17 @@ impl UdpMux {
     /// The socket cannot be registered with the runtime.
     pub fn new(socket: std::net::UdpSocket, limits: MuxLimits) -> io::Result<Arc<Self>> {
         let local = socket.local_addr()?;
-        // Tokio's socket through the crate's own wrapper: it reports each
-        // datagram's destination IP and can choose the source IP, which a
-        // socket on 0.0.0.0 needs to answer from the address it was asked on.
+        // Tokio's socket through the webrtc crate's wrapper (quinn-udp): it
+        // reports each datagram's destination IP, can choose the source IP
+        // (which a socket on 0.0.0.0 needs to answer from the address it was
+        // asked on) and sends GSO batches.
         let socket = TokioRuntime.wrap_udp_socket(socket)?;
         Ok(Arc::new(Self {
             socket,
             local,
             limits,
             routes: Mutex::default(),
+            next_id: AtomicU64::new(1),
             dropped: AtomicU64::new(0),
         }))
     }
@@ -143,36 +128,24 @@ impl UdpMux {
         self.local
     }
 
-    /// The runtime peer connections must be built with to use this socket.
-    pub fn runtime(self: &Arc<Self>) -> Arc<dyn Runtime> {
-        Arc::new(MuxRuntime {
-            mux: Arc::clone(self),
-        })
+    pub fn limits(&self) -> MuxLimits {
+        self.limits
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Our IP a session socket's traffic uses on the shared socket.
-    fn local_ip_for(&self, reserved: SocketAddr) -> IpAddr {
-        if self.local.ip().is_unspecified() {
-            reserved.ip()
-        } else {
-            self.local.ip()
-        }
-    }
-
-    /// Ties the answer's ICE ufrag to the session sockets its host candidates
-    /// name, and returns the answer with those candidates on the shared port.
-    pub fn route_answer(&self, answer: &str) -> String {
-        let Some(ufrag) = sdp_ice_ufrag(answer) else {
-            return answer.to_string();
-        };
-        let ports = sdp_udp_candidate_ports(answer);
-        let mine = self.routes().claim(ufrag, &ports);
-        debug!(ufrag, sockets = ?mine, "WebRTC session routed through the shared UDP port");
-        rewrite_udp_candidate_ports(answer, &ports, self.local.port())
+    /// A session's place on the port, found by the ICE ufrag of its answer.
+    /// `None` if another session has that ufrag already.
+    pub fn register(self: &Arc<Self>, ufrag: &str) -> Option<SessionPort> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, inbox) = mpsc::channel(SESSION_QUEUE);
+        self.routes().register(id, ufrag, tx).then(|| SessionPort {
+            mux: Arc::clone(self),
+            id,
+            inbox,
+        })
     }
 
     /// Receives on the shared socket and hands each datagram to its session
@@ -213,15 +186,19 @@ impl UdpMux {
         }
     }
 
-    fn deliver(&self, from: SocketAddr, dst: IpAddr, datagram: &[u8]) {
-        let dst = if self.local.ip().is_unspecified() {
+    fn our_ip(&self, dst: IpAddr) -> IpAddr {
+        if self.local.ip().is_unspecified() {
             dst
         } else {
             self.local.ip()
-        };
+        }
+    }
+
+    fn deliver(&self, from: SocketAddr, dst: IpAddr, datagram: &[u8]) {
+        let dst = self.our_ip(dst);
         let mut routes = self.routes();
         let max = self.limits.max_remotes_per_session;
-        let Some(session) = routes.route(from, dst, datagram, self.local.ip(), max) else {
+        let Some(session) = routes.route(from, dst, datagram, max) else {
             return;
         };
         let Some(route) = routes.sessions.get(&session) else {
@@ -230,6 +207,7 @@ impl UdpMux {
         // Full queue: drop, as a congested network would, and say so.
         let sent = route.inbox.try_send(Datagram {
             from,
+            to: dst,
             data: Bytes::copy_from_slice(datagram),
         });
         if let Err(mpsc::error::TrySendError::Full(_)) = sent {
@@ -245,22 +223,6 @@ impl UdpMux {
         }
     }
 
-    fn register(&self, reserved: SocketAddr) -> mpsc::Receiver<Datagram> {
-        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        self.routes().register(reserved, tx);
-        rx
-    }
-
-    fn learn(&self, remote: SocketAddr, reserved: SocketAddr) {
-        let key = (remote, self.local_ip_for(reserved));
-        let max = self.limits.max_remotes_per_session;
-        self.routes().add_remote(key, reserved, max);
-    }
-
-    fn forget(&self, reserved: SocketAddr) {
-        self.routes().forget(reserved);
-    }
-
     /// Remote addresses routed to sessions (for tests and logs).
     pub fn remotes(&self) -> usize {
         self.routes().remotes.len()
@@ -272,106 +234,106 @@ impl UdpMux {
     }
 }
 
+/// A session's inbox on the shared port, and its way out. The session's
+/// routes go when it is dropped.
+pub struct SessionPort {
+    mux: Arc<UdpMux>,
+    id: u64,
+    pub inbox: mpsc::Receiver<Datagram>,
+}
+
+impl SessionPort {
+    /// The shared port's number, for the session's host candidates.
+    pub fn port(&self) -> u16 {
+        self.mux.local.port()
+    }
+
+    /// Most datagrams one [`send`](Self::send) may carry.
+    pub fn max_segments(&self) -> usize {
+        self.mux.socket.max_gso_segments()
+    }
+
+    /// Sends `contents` from our `from` IP to `to`: one datagram, or with
+    /// `segment` several of that size (the last may be shorter). A STUN
+    /// request the session sends teaches the route its answer comes back on.
+    pub async fn send(&self, from: IpAddr, to: SocketAddr, contents: &[u8], segment: Option<usize>) {
+        if segment.is_none() && is_stun(contents) {
+            let max = self.mux.limits.max_remotes_per_session;
+            let key = (to, self.mux.our_ip(from));
+            self.mux.routes().add_remote(key, self.id, max);
+        }
+        let transmit = Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: segment,
+            src_ip: self.mux.local.ip().is_unspecified().then_some(from),
+        };
+        let sent = std::future::poll_fn(|cx| self.mux.socket.poll_send(cx, &transmit)).await;
+        if let Err(err) = sent {
+            // UDP may drop; a viewer that is gone ends by its consent checks.
+            if !is_transient(&err) {
+                crate::limits::warn_every(
+                    "webrtc_send_failed",
+                    format_args!("WebRTC: sending to {to} failed: {err}"),
+                );
+            }
+        }
+    }
+}
+
+impl Drop for SessionPort {
+    fn drop(&mut self) {
+        self.mux.routes().forget(self.id);
+    }
+}
+
 impl Routes {
-    fn register(&mut self, reserved: SocketAddr, inbox: mpsc::Sender<Datagram>) {
-        self.forget(reserved);
+    /// False if the ufrag is taken.
+    fn register(&mut self, id: u64, ufrag: &str, inbox: mpsc::Sender<Datagram>) -> bool {
+        if self.ufrags.contains_key(ufrag) {
+            return false;
+        }
+        self.ufrags.insert(ufrag.to_string(), id);
         self.sessions.insert(
-            reserved,
+            id,
             SessionRoute {
                 inbox,
                 remotes: Vec::new(),
-                ufrag: None,
+                ufrag: ufrag.to_string(),
             },
         );
-        self.unclaimed
-            .entry(reserved.port())
-            .or_default()
-            .push(reserved);
+        true
     }
 
-    /// Ties `ufrag` to the unclaimed session sockets on `ports`, and returns
-    /// them.
-    fn claim(&mut self, ufrag: &str, ports: &[u16]) -> Vec<SocketAddr> {
-        let mine: Vec<SocketAddr> = ports
-            .iter()
-            .filter_map(|port| self.unclaimed.remove(port))
-            .flatten()
-            .collect();
-        for socket in &mine {
-            if let Some(route) = self.sessions.get_mut(socket) {
-                route.ufrag = Some(ufrag.to_string());
-            }
-        }
-        if !mine.is_empty() {
-            self.ufrags
-                .entry(ufrag.to_string())
-                .or_default()
-                .extend(&mine);
-        }
-        mine
-    }
-
-    /// Removes a session socket and every entry that leads to it.
-    fn forget(&mut self, reserved: SocketAddr) {
-        let Some(route) = self.sessions.remove(&reserved) else {
+    /// Removes a session and every entry that leads to it.
+    fn forget(&mut self, id: u64) {
+        let Some(route) = self.sessions.remove(&id) else {
             return;
         };
         for key in &route.remotes {
             self.remotes.remove(key);
         }
-        let without = |sockets: &mut Vec<SocketAddr>| {
-            sockets.retain(|s| *s != reserved);
-            sockets.is_empty()
-        };
-        if let Some(ufrag) = &route.ufrag {
-            if self.ufrags.get_mut(ufrag).is_some_and(without) {
-                self.ufrags.remove(ufrag);
-            }
-        } else if self
-            .unclaimed
-            .get_mut(&reserved.port())
-            .is_some_and(without)
-        {
-            self.unclaimed.remove(&reserved.port());
-        }
+        self.ufrags.remove(&route.ufrag);
     }
 
     /// The session a datagram from `from` to our `dst` belongs to: the route
     /// already learned, or the one a Binding request's ufrag names (learned
     /// then, up to `max` per session). `None` drops it: a scan, junk, or a
-    /// session already gone. `local` is the shared socket's IP.
-    fn route(
-        &mut self,
-        from: SocketAddr,
-        dst: IpAddr,
-        datagram: &[u8],
-        local: IpAddr,
-        max: usize,
-    ) -> Option<SocketAddr> {
+    /// session already gone.
+    fn route(&mut self, from: SocketAddr, dst: IpAddr, datagram: &[u8], max: usize) -> Option<u64> {
         if let Some(&session) = self.remotes.get(&(from, dst)) {
             return Some(session);
         }
         let ufrag = stun_local_ufrag(datagram)?;
-        let sockets = self.ufrags.get(ufrag)?;
-        let ip_of = |s: &SocketAddr| {
-            if local.is_unspecified() {
-                s.ip()
-            } else {
-                local
-            }
-        };
-        let session = sockets
-            .iter()
-            .find(|s| ip_of(s) == dst)
-            .or(sockets.first())
-            .copied()?;
+        let session = *self.ufrags.get(ufrag)?;
         self.add_remote((from, dst), session, max)
             .then_some(session)
     }
 
     /// Routes `key` to `session` unless it has `max` remotes already; false
     /// when the datagram should be dropped.
-    fn add_remote(&mut self, key: (SocketAddr, IpAddr), session: SocketAddr, max: usize) -> bool {
+    fn add_remote(&mut self, key: (SocketAddr, IpAddr), session: u64, max: usize) -> bool {
         if let Some(&current) = self.remotes.get(&key) {
             if current == session {
                 return true;
@@ -389,7 +351,7 @@ impl Routes {
             crate::limits::refused(
                 key.0,
                 "whep_max_remotes_per_session",
-                format_args!("session {session} already has {max} remote addresses"),
+                format_args!("a WebRTC session already has {max} remote addresses"),
             );
             return false;
         }
@@ -412,13 +374,12 @@ pub fn demux_for_fuzz<'a>(
 ) -> (usize, usize) {
     let mut routes = Routes::default();
     let (inbox, _rx) = mpsc::channel(1);
-    routes.register(local, inbox);
-    routes.claim(ufrag, &[local.port()]);
+    routes.register(1, ufrag, inbox);
     let routed = datagrams
         .into_iter()
         .filter(|(from, datagram)| {
             routes
-                .route(*from, local.ip(), datagram, local.ip(), max_remotes)
+                .route(*from, local.ip(), datagram, max_remotes)
                 .is_some()
         })
         .count();
@@ -435,264 +396,6 @@ fn is_transient(err: &io::Error) -> bool {
             | io::ErrorKind::WouldBlock
             | io::ErrorKind::TimedOut
     )
-}
-
-/// One peer connection's view of the shared socket.
-struct SessionSocket {
-    mux: Arc<UdpMux>,
-    /// Held only so that no other socket takes this address.
-    _reserved: std::net::UdpSocket,
-    addr: SocketAddr,
-    inbox: Mutex<mpsc::Receiver<Datagram>>,
-}
-
-impl fmt::Debug for SessionSocket {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SessionSocket")
-            .field("addr", &self.addr)
-            .field("shared", &self.mux.local)
-            .finish()
-    }
-}
-
-impl Drop for SessionSocket {
-    fn drop(&mut self) {
-        self.mux.forget(self.addr);
-    }
-}
-
-impl AsyncUdpSocket for SessionSocket {
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Ok(self.addr)
-    }
-
-    fn poll_send(&self, cx: &mut Context<'_>, transmit: &Transmit<'_>) -> Poll<io::Result<usize>> {
-        if is_stun(transmit.contents) {
-            self.mux.learn(transmit.destination, self.addr);
-        }
-        let src_ip = if self.mux.local.ip().is_unspecified() {
-            Some(self.addr.ip())
-        } else {
-            transmit.src_ip
-        };
-        let transmit = Transmit {
-            destination: transmit.destination,
-            ecn: transmit.ecn,
-            contents: transmit.contents,
-            segment_size: transmit.segment_size,
-            src_ip,
-        };
-        self.mux.socket.poll_send(cx, &transmit)
-    }
-
-    fn poll_recv(
-        &self,
-        cx: &mut Context<'_>,
-        bufs: &mut [IoSliceMut<'_>],
-        meta: &mut [RecvMeta],
-    ) -> Poll<io::Result<usize>> {
-        let capacity = bufs.len().min(meta.len());
-        if capacity == 0 {
-            return Poll::Ready(Ok(0));
-        }
-        let mut inbox = self.inbox.lock().unwrap_or_else(|p| p.into_inner());
-        let mut filled = 0;
-        while filled < capacity {
-            let datagram = if filled == 0 {
-                match inbox.poll_recv(cx) {
-                    Poll::Ready(Some(datagram)) => datagram,
-                    Poll::Ready(None) => {
-                        return Poll::Ready(Err(io::Error::new(
-                            io::ErrorKind::NotConnected,
-                            "the shared WebRTC socket is closed",
-                        )));
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
-            } else {
-                match inbox.try_recv() {
-                    Ok(datagram) => datagram,
-                    Err(_) => break,
-                }
-            };
-            let len = datagram.data.len().min(bufs[filled].len());
-            bufs[filled][..len].copy_from_slice(&datagram.data[..len]);
-            let mut m = RecvMeta::default();
-            m.addr = datagram.from;
-            m.len = len;
-            m.stride = len.max(1);
-            m.dst_ip = Some(self.addr.ip());
-            meta[filled] = m;
-            filled += 1;
-        }
-        Poll::Ready(Ok(filled))
-    }
-}
-
-/// Tokio, except that UDP sockets become [`SessionSocket`]s on the mux.
-#[derive(Debug)]
-struct MuxRuntime {
-    mux: Arc<UdpMux>,
-}
-
-impl Runtime for MuxRuntime {
-    fn spawn(&self, future: Pin<Box<dyn Future<Output = ()> + Send>>) -> Box<dyn JoinHandle> {
-        TokioRuntime.spawn(future)
-    }
-
-    fn spawn_reactor(
-        &self,
-        reactor_pool_size: usize,
-        future: Pin<Box<dyn Future<Output = ()> + Send>>,
-    ) -> Box<dyn JoinHandle> {
-        TokioRuntime.spawn_reactor(reactor_pool_size, future)
-    }
-
-    fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Arc<dyn AsyncUdpSocket>> {
-        let addr = socket.local_addr()?;
-        let inbox = self.mux.register(addr);
-        Ok(Arc::new(SessionSocket {
-            mux: Arc::clone(&self.mux),
-            _reserved: socket,
-            addr,
-            inbox: Mutex::new(inbox),
-        }))
-    }
-
-    fn wrap_tcp_listener(
-        &self,
-        listener: std::net::TcpListener,
-    ) -> io::Result<Arc<dyn AsyncTcpListener>> {
-        Ok(Arc::new(CappedListener {
-            inner: TokioRuntime.wrap_tcp_listener(listener)?,
-            open: Arc::default(),
-            max: self.mux.limits.max_tcp_per_session,
-        }))
-    }
-
-    fn connect_tcp<'a>(
-        &'a self,
-        remote_addr: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Arc<dyn AsyncTcpStream>>> + Send + 'a>> {
-        TokioRuntime.connect_tcp(remote_addr)
-    }
-
-    fn resolve_host<'a>(
-        &'a self,
-        host: &'a str,
-    ) -> Pin<Box<dyn Future<Output = io::Result<Vec<SocketAddr>>> + Send + 'a>> {
-        TokioRuntime.resolve_host(host)
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        TokioRuntime.sleep(duration)
-    }
-
-    fn interval(&self, period: Duration) -> Box<dyn AsyncInterval> {
-        TokioRuntime.interval(period)
-    }
-
-    fn block_on(&self, future: Pin<Box<dyn Future<Output = ()> + '_>>) {
-        TokioRuntime.block_on(future);
-    }
-
-    fn yield_now(&self) -> Pin<Box<dyn Future<Output = ()> + Send + 'static>> {
-        TokioRuntime.yield_now()
-    }
-
-    fn name(&self) -> &'static str {
-        "tokio, one UDP port"
-    }
-}
-
-/// A session's ICE-TCP listener that keeps at most `max` connections open:
-/// its port is in the answer, and the `webrtc` crate would hold every
-/// connection anyone makes until its peer closes it.
-#[derive(Debug)]
-struct CappedListener {
-    inner: Arc<dyn AsyncTcpListener>,
-    open: Arc<AtomicUsize>,
-    max: usize,
-}
-
-impl AsyncTcpListener for CappedListener {
-    fn accept<'a>(
-        &'a self,
-    ) -> Pin<Box<dyn Future<Output = io::Result<(Arc<dyn AsyncTcpStream>, SocketAddr)>> + Send + 'a>>
-    {
-        Box::pin(async move {
-            loop {
-                let (stream, peer) = self.inner.accept().await?;
-                if self.open.load(Ordering::Acquire) >= self.max {
-                    crate::limits::refused(
-                        peer,
-                        "whep_max_tcp_per_session",
-                        format_args!("{} ICE-TCP connections are open already", self.max),
-                    );
-                    continue;
-                }
-                self.open.fetch_add(1, Ordering::AcqRel);
-                let counted: Arc<dyn AsyncTcpStream> = Arc::new(CountedStream {
-                    inner: stream,
-                    open: Arc::clone(&self.open),
-                });
-                return Ok((counted, peer));
-            }
-        })
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-}
-
-/// An accepted ICE-TCP connection, counted while it lives, that reads as
-/// closed once its peer has been silent for [`TCP_IDLE`].
-#[derive(Debug)]
-struct CountedStream {
-    inner: Arc<dyn AsyncTcpStream>,
-    open: Arc<AtomicUsize>,
-}
-
-impl Drop for CountedStream {
-    fn drop(&mut self) {
-        self.open.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl AsyncTcpStream for CountedStream {
-    fn read<'a, 'b>(
-        &'a self,
-        buf: &'b mut [u8],
-    ) -> Pin<Box<dyn Future<Output = io::Result<usize>> + Send + 'b>>
-    where
-        'a: 'b,
-    {
-        Box::pin(async move {
-            // End of stream, which makes the crate drop the connection.
-            tokio::time::timeout(TCP_IDLE, self.inner.read(buf))
-                .await
-                .unwrap_or(Ok(0))
-        })
-    }
-
-    fn write_all<'a, 'b>(
-        &'a self,
-        buf: &'b [u8],
-    ) -> Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'b>>
-    where
-        'a: 'b,
-    {
-        self.inner.write_all(buf)
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
 }
 
 /// STUN messages start with two zero bits and carry the magic cookie
@@ -723,46 +426,6 @@ pub fn stun_local_ufrag(packet: &[u8]) -> Option<&str> {
         attributes = attributes.get(4 + len.next_multiple_of(4)..)?;
     }
     None
-}
-
-fn sdp_ice_ufrag(sdp: &str) -> Option<&str> {
-    sdp.lines()
-        .find_map(|line| line.trim_end().strip_prefix("a=ice-ufrag:"))
-}
-
-/// `a=candidate:FOUNDATION COMPONENT TRANSPORT PRIORITY ADDRESS PORT typ ...`
-fn udp_candidate_port(line: &str) -> Option<u16> {
-    let fields: Vec<&str> = line
-        .trim_end()
-        .strip_prefix("a=candidate:")?
-        .split(' ')
-        .collect();
-    if fields.len() < 6 || !fields[2].eq_ignore_ascii_case("udp") {
-        return None;
-    }
-    fields[5].parse().ok()
-}
-
-fn sdp_udp_candidate_ports(sdp: &str) -> Vec<u16> {
-    let mut ports: Vec<u16> = sdp.lines().filter_map(udp_candidate_port).collect();
-    ports.sort_unstable();
-    ports.dedup();
-    ports
-}
-
-/// The SDP with every UDP candidate on one of `ports` moved to `shared`.
-fn rewrite_udp_candidate_ports(sdp: &str, ports: &[u16], shared: u16) -> String {
-    sdp.split_inclusive('\n')
-        .map(|line| match udp_candidate_port(line) {
-            Some(port) if ports.contains(&port) => {
-                let mut fields: Vec<&str> = line.split(' ').collect();
-                let shared = shared.to_string();
-                fields[5] = &shared;
-                fields.join(" ")
-            }
-            _ => line.to_string(),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -896,24 +559,23 @@ mod tests {
         let mut inboxes = Vec::new();
         let count = 4000u16;
         let started = std::time::Instant::now();
-        for port in 10_000..10_000 + count {
+        for id in 0..u64::from(count) {
             let (tx, rx) = mpsc::channel(1);
             inboxes.push(rx);
-            let reserved = SocketAddr::new(ip, port);
-            routes.register(reserved, tx);
-            let ufrag = format!("u{port}");
-            // Each answer claims its own socket, never another's.
-            assert_eq!(routes.claim(&ufrag, &[port]), vec![reserved]);
-            assert!(routes.claim("late", &[port]).is_empty());
-            for remote in 0..3 {
-                let from = SocketAddr::new("198.51.100.7".parse().unwrap(), port + remote * 10_000);
+            let ufrag = format!("u{id}");
+            assert!(routes.register(id, &ufrag, tx.clone()));
+            // A ufrag names one session only.
+            assert!(!routes.register(id + 100_000, &ufrag, tx));
+            for remote in 0..3u16 {
+                let port = 10_000 + id as u16 + remote * 10_000;
+                let from = SocketAddr::new("198.51.100.7".parse().unwrap(), port);
                 let request = binding_request(&format!("{ufrag}:remote"));
-                assert_eq!(routes.route(from, ip, &request, ip, 16), Some(reserved));
+                assert_eq!(routes.route(from, ip, &request, 16), Some(id));
             }
         }
         assert_eq!(routes.remotes.len(), 3 * usize::from(count));
-        for port in 10_000..10_000 + count {
-            routes.forget(SocketAddr::new(ip, port));
+        for id in 0..u64::from(count) {
+            routes.forget(id);
         }
         // Quadratic bookkeeping would take minutes here.
         assert!(
@@ -923,7 +585,7 @@ mod tests {
         );
         assert!(routes.sessions.is_empty());
         assert!(routes.remotes.is_empty());
-        assert!(routes.ufrags.is_empty() && routes.unclaimed.is_empty());
+        assert!(routes.ufrags.is_empty());
     }
 
     #[test]
@@ -946,25 +608,5 @@ mod tests {
         let mut truncated = binding_request("srvUfrag:brwsr");
         truncated.truncate(26);
         assert_eq!(stun_local_ufrag(&truncated), None);
-    }
-
-    const ANSWER: &str = "v=0\r\n\
-        m=video 9 UDP/TLS/RTP/SAVPF 106\r\n\
-        a=ice-ufrag:AbCd\r\n\
-        a=candidate:1 1 udp 2130706431 192.0.2.1 40123 typ host\r\n\
-        a=candidate:2 1 tcp 1671430143 192.0.2.1 40999 typ host tcptype passive\r\n\
-        a=candidate:3 1 UDP 2130706431 10.0.0.5 40124 typ host\r\n";
-
-    #[test]
-    fn moves_udp_candidates_to_the_shared_port() {
-        assert_eq!(sdp_ice_ufrag(ANSWER), Some("AbCd"));
-        let ports = sdp_udp_candidate_ports(ANSWER);
-        assert_eq!(ports, vec![40123, 40124]);
-        let moved = rewrite_udp_candidate_ports(ANSWER, &ports, 8189);
-        assert!(moved.contains("a=candidate:1 1 udp 2130706431 192.0.2.1 8189 typ host\r\n"));
-        assert!(moved.contains("a=candidate:3 1 UDP 2130706431 10.0.0.5 8189 typ host\r\n"));
-        // ICE-TCP keeps its own listener.
-        assert!(moved.contains("192.0.2.1 40999 typ host tcptype passive\r\n"));
-        assert!(moved.starts_with("v=0\r\nm=video 9 "));
     }
 }

@@ -1,15 +1,16 @@
-//! WHEP sessions: an SDP offer in, an answer out, then one task per viewer that
-//! sends the stream's feed as RTP (webrtc crate).
+//! WHEP sessions: an SDP offer in, an answer out, then one task per viewer
+//! ([`super::session`]) that sends the stream's feed as RTP.
 //!
 //! The HTTP handler only answers the offer; the session lives on in its task
-//! until the viewer leaves (DELETE, ICE failure, or the connection closing).
+//! until the viewer leaves (DELETE, ICE failure, or the connection closing),
+//! or never connects within `whep_connect_timeout_s`.
 //!
 //! An offer is a stranger's: it is checked for size and shape first
 //! ([`sdp::check_offer`]), then given a slot under the session caps
-//! ([`Admission`]), and only then is a peer connection built. From then on
-//! the peer connection is closed on every way out (an error, the request
-//! abandoned, a viewer that never connects within `whep_connect_timeout_s`):
-//! dropping it would leave its driver task, socket and routes running.
+//! ([`Admission`]), and only then is a peer connection built. The `rtc`
+//! crate's peer connection is sans-IO: building it and answering the offer
+//! touch no socket, so the answer's candidates are made here by hand, on the
+//! shared UDP port and the session's ICE-TCP listener.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -18,37 +19,40 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::interceptor::Slot as InterceptorSlot;
+use rtc::ice::tcp_type::TcpType;
+use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot as InterceptorSlot};
 use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp;
+use rtc::peer_connection::configuration::RTCConfigurationBuilder;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtp_transceiver::rtp_sender::{
     RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters,
     RTCRtpEncodingParameters, RtpCodecKind,
 };
+use rtc::shared::error::Error as RtcError;
 use thiserror::Error;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{debug, info};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::peer_connection::{
-    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
-    RTCConfigurationBuilder, RTCIceGatheringState, RTCPeerConnectionState, RTCSessionDescription,
-    Registry, SettingEngineBuilder, register_default_interceptors,
-};
+use tracing::{info, warn};
 
 use super::admission::{Admission, AdmissionError, Slot};
-use super::feed::{Feed, Unit};
+use super::feed::Feed;
+use super::ice_tcp::IceTcp;
 use super::keyframe::{self, KeyframeRequests};
 use super::limits::WhepLimits;
-use super::replay::{Answer, ReplayBudget};
+use super::replay::ReplayBudget;
 use super::sdp::{self, OfferLimits, SdpError};
+use super::session::{Media, Session};
 use super::udp_mux::UdpMux;
 
-/// How long the server gathers its ICE candidates before answering.
-const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 const OPUS_DEFAULT_PT: u8 = 111;
+/// Video packets kept per viewer for retransmission: about 2 s of a
+/// 2.5 Mbit/s stream, many round trips (a power of two, as the NACK
+/// responder needs).
+const NACK_HISTORY: u16 = 512;
 
 #[derive(Debug, Error)]
 pub enum WhepError {
@@ -64,14 +68,13 @@ pub enum WhepError {
     Full(#[from] AdmissionError),
     /// The WebRTC stack refused the offer: a client mistake.
     #[error("the offer could not be negotiated: {0}; send the browser's offer as it made it")]
-    Negotiation(#[source] webrtc::error::Error),
+    Negotiation(#[source] RtcError),
     /// The WebRTC stack failed on the server's side (sockets, setup).
     #[error("WebRTC setup failed: {0}")]
-    Setup(#[source] webrtc::error::Error),
-    #[error("ICE gathering did not finish within {0:?}; try again")]
-    Gathering(Duration),
-    #[error("the WebRTC negotiation task failed: {0}")]
-    Task(String),
+    Setup(#[source] RtcError),
+    /// No address to offer: the server has no usable interface for `webrtc_ip`.
+    #[error("no address to offer WebRTC viewers on {0}; set webrtc_ip to the address viewers reach")]
+    NoAddress(IpAddr),
 }
 
 /// Where WebRTC media goes out from.
@@ -88,7 +91,7 @@ pub struct WhepSettings {
     pub ice_servers: Vec<String>,
 }
 
-struct Session {
+struct Entry {
     stream: String,
     token: CancellationToken,
     /// Set once ICE and DTLS completed: only then is it a viewer.
@@ -99,7 +102,7 @@ struct Session {
 #[derive(Clone)]
 pub struct Whep {
     feeds: Arc<HashMap<String, Arc<Feed>>>,
-    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    sessions: Arc<Mutex<HashMap<String, Entry>>>,
     settings: Arc<WhepSettings>,
     limits: WhepLimits,
     admission: Admission,
@@ -134,7 +137,7 @@ impl Whep {
         self.admission.sessions()
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -161,14 +164,14 @@ impl Whep {
 
     /// Answers a viewer's offer and starts its session.
     ///
-    /// The negotiation runs in a task of its own, so a request abandoned
-    /// half-way still ends in a session (freed after the connect timeout if
-    /// nobody connects) or a closed peer connection, never a leaked one.
+    /// Nothing in it waits, so a request abandoned half-way leaves nothing
+    /// half-made: once answered, the session is freed after the connect
+    /// timeout if nobody connects.
     ///
     /// # Errors
     /// An offer over a limit or without a usable H.264 format, an unknown or
     /// offline stream, the session caps reached, or the WebRTC stack failing.
-    pub async fn create(
+    pub fn create(
         &self,
         stream: &str,
         offer: &[u8],
@@ -196,27 +199,20 @@ impl Whep {
             .map(|o| o.fmtp.to_string())
             .unwrap_or_default();
         let slot = self.admission.admit(peer.ip())?;
-        let (whep, stream, feed) = (self.clone(), stream.to_string(), Arc::clone(feed));
-        self.tracker
-            .spawn(async move {
-                whep.negotiate(Offer {
-                    stream,
-                    feed,
-                    sdp: offer,
-                    h264,
-                    offered_fmtp,
-                    peer,
-                    slot,
-                })
-                .await
-            })
-            .await
-            .map_err(|err| WhepError::Task(err.to_string()))?
+        self.negotiate(Offer {
+            stream: stream.to_string(),
+            feed: Arc::clone(feed),
+            sdp: offer,
+            h264,
+            offered_fmtp,
+            peer,
+            slot,
+        })
     }
 
-    /// Builds the peer connection for a checked offer, and closes it again if
-    /// anything after that fails.
-    async fn negotiate(&self, offer: Offer) -> Result<(String, String), WhepError> {
+    /// Builds the peer connection for a checked offer, answers it, and starts
+    /// the session's task.
+    fn negotiate(&self, offer: Offer) -> Result<(String, String), WhepError> {
         let Offer {
             stream,
             feed,
@@ -228,6 +224,10 @@ impl Whep {
         } = offer;
         let stream = stream.as_str();
         let opus_pt = opus_payload_type(&offer).unwrap_or(OPUS_DEFAULT_PT);
+        let ips = host_ips(self.settings.udp_ip);
+        if ips.is_empty() {
+            return Err(WhepError::NoAddress(self.settings.udp_ip));
+        }
 
         let feedback = |kind: &str, parameter: &str| RTCPFeedback {
             typ: kind.into(),
@@ -270,8 +270,19 @@ impl Whep {
                 RtpCodecKind::Audio,
             )
             .map_err(WhepError::Negotiation)?;
-        let registry = register_default_interceptors(Registry::new(), &mut media)
-            .map_err(WhepError::Setup)?
+        // Only what a sender needs: NACKs answered from the packets sent
+        // last, sender reports (the browser syncs audio to video by them),
+        // and keyframe requests passed up. No receiver-side interceptors:
+        // viewers send no media.
+        let registry = Registry::new()
+            .with(
+                InterceptorSlot::NackResponder,
+                NackResponderBuilder::new().with_size(NACK_HISTORY).build(),
+            )
+            .with(
+                InterceptorSlot::SenderReport,
+                SenderReportBuilder::new().build(),
+            )
             .with(
                 InterceptorSlot::from(keyframe::SLOT),
                 KeyframeRequests::default(),
@@ -280,129 +291,106 @@ impl Whep {
         // answer announces them); the server itself answers from a known
         // address and needs none.
         let config = RTCConfigurationBuilder::new().build();
-        // No mDNS: a server offers its address as it is (and a host without a
-        // multicast-capable interface cannot open the mDNS socket at all).
+        // Our own ICE credentials: the ufrag is how the shared port finds the
+        // session (RFC 8445, 7.2.2).
+        let ufrag = random_token(16);
         let settings = SettingEngineBuilder::new()
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-            .with_include_loopback_candidate(self.settings.udp_ip.is_loopback());
-        let (events_tx, events) = mpsc::unbounded_channel();
-        let pc = PeerConnectionBuilder::new()
+            .with_include_loopback_candidate(self.settings.udp_ip.is_loopback())
+            .with_ice_credentials(ufrag.clone(), random_token(32));
+        let mut pc = RTCPeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(settings.build())
             .with_media_engine(media)
             .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Events(events_tx)))
-            // The socket bound here only names the session; its media
-            // travels through the shared port.
-            .with_runtime(self.mux.runtime())
-            .with_udp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
-            // Passive ICE-TCP candidates too (RFC 6544), for viewers on
-            // networks that block UDP.
-            .with_tcp_addrs(vec![SocketAddr::new(self.settings.udp_ip, 0)])
-            .build()
-            .await
+            .build(Instant::now())
             .map_err(WhepError::Setup)?;
-        let pc: Arc<dyn PeerConnection> = Arc::new(pc);
-        let unfinished = Unfinished(Some(Arc::clone(&pc)));
 
+        let remote = RTCSessionDescription::offer(offer).map_err(WhepError::Negotiation)?;
+        pc.set_remote_description(Instant::now(), remote)
+            .map_err(WhepError::Negotiation)?;
         let video_ssrc = rand::random::<u32>();
         let audio_ssrc = rand::random::<u32>();
-        let video_track = Arc::new(TrackLocalStaticRTP::new(track(
-            stream,
-            RtpCodecKind::Video,
-            video_codec,
-            video_ssrc,
-        )));
-        let audio_track = Arc::new(TrackLocalStaticRTP::new(track(
-            stream,
-            RtpCodecKind::Audio,
-            audio_codec,
-            audio_ssrc,
-        )));
-        pc.add_track(Arc::clone(&video_track) as Arc<dyn TrackLocal>)
-            .await
-            .map_err(WhepError::Setup)?;
-        pc.add_track(Arc::clone(&audio_track) as Arc<dyn TrackLocal>)
-            .await
-            .map_err(WhepError::Setup)?;
+        let video_track = track(stream, RtpCodecKind::Video, video_codec, video_ssrc);
+        let audio_track = track(stream, RtpCodecKind::Audio, audio_codec, audio_ssrc);
+        let (video_id, audio_id) = (
+            video_track.track_id().to_string(),
+            audio_track.track_id().to_string(),
+        );
+        pc.add_track(video_track).map_err(WhepError::Setup)?;
+        pc.add_track(audio_track).map_err(WhepError::Setup)?;
 
-        let mut events = events;
-        let remote = RTCSessionDescription::offer(offer).map_err(WhepError::Negotiation)?;
-        pc.set_remote_description(remote)
-            .await
-            .map_err(WhepError::Negotiation)?;
-        let answer = pc
-            .create_answer(None)
-            .await
-            .map_err(WhepError::Negotiation)?;
-        pc.set_local_description(answer)
-            .await
-            .map_err(WhepError::Negotiation)?;
-        // Non-trickle: the answer carries every candidate.
-        let gathered = tokio::time::timeout(GATHER_TIMEOUT, async {
-            while let Some(event) = events.recv().await {
-                if matches!(event, Event::Gathered) {
-                    return;
-                }
-            }
-        })
-        .await;
-        if gathered.is_err() {
-            unfinished.close().await;
-            return Err(WhepError::Gathering(GATHER_TIMEOUT));
-        }
-        let Some(local) = pc.local_description().await else {
-            unfinished.close().await;
-            return Err(WhepError::Negotiation(webrtc::error::Error::Other(
-                "no answer could be made for it".into(),
+        let Some(port) = self.mux.register(&ufrag) else {
+            return Err(WhepError::Setup(RtcError::Other(
+                "two sessions drew the same ICE ufrag; try again".into(),
             )));
         };
-        unfinished.disarm();
+        // Passive ICE-TCP candidates too (RFC 6544), for viewers on networks
+        // that block UDP.
+        let tcp = match IceTcp::bind(
+            SocketAddr::new(self.settings.udp_ip, 0),
+            self.mux.limits().max_tcp_per_session,
+        ) {
+            Ok(tcp) => Some(tcp),
+            Err(err) => {
+                warn!(%err, "WebRTC: no ICE-TCP listener for this viewer; UDP only");
+                None
+            }
+        };
+        for ip in &ips {
+            add_host_candidate(&mut pc, "udp", *ip, port.port(), TcpType::Unspecified)?;
+            if let Some(tcp) = &tcp {
+                add_host_candidate(&mut pc, "tcp", *ip, tcp.port(), TcpType::Passive)?;
+            }
+        }
+        let answer = pc.create_answer(None).map_err(WhepError::Negotiation)?;
+        pc.set_local_description(Instant::now(), answer)
+            .map_err(WhepError::Negotiation)?;
+        let local = pc.local_description().ok_or_else(|| {
+            WhepError::Negotiation(RtcError::Other("no answer could be made for it".into()))
+        })?;
 
         let id = format!("{:016x}", rand::random::<u64>());
         let token = self.token.child_token();
         let connected = Arc::new(AtomicBool::new(false));
         self.sessions().insert(
             id.clone(),
-            Session {
+            Entry {
                 stream: stream.to_string(),
                 token: token.clone(),
                 connected: Arc::clone(&connected),
             },
         );
         info!(%peer, stream, session = %id, profile = %h264.profile_level_id, "WebRTC viewer joined");
-        let viewer = Viewer {
-            pc,
-            video: Track {
-                local: video_track,
-                ssrc: video_ssrc,
-                payload_type: h264.payload_type,
-                sequence: rand::random(),
-            },
-            audio: Track {
-                local: audio_track,
-                ssrc: audio_ssrc,
-                payload_type: opus_pt,
-                sequence: rand::random(),
-            },
-            offset: rand::random(),
-            replay: ReplayBudget::new(self.limits.whep_keyframe_replay_percent),
+        let media = |track_id, ssrc, payload_type| Media {
+            track_id,
+            ssrc,
+            payload_type,
+            sequence: rand::random(),
         };
-        let (whep, session) = (self.clone(), id.clone());
+        let session = Session::new(
+            pc,
+            port,
+            tcp,
+            media(video_id, video_ssrc, h264.payload_type),
+            media(audio_id, audio_ssrc, opus_pt),
+            ReplayBudget::new(self.limits.whep_keyframe_replay_percent),
+        );
+        let (whep, session_id) = (self.clone(), id.clone());
         let connect_timeout = Duration::from_secs(self.limits.whep_connect_timeout_s);
         self.tracker.spawn(async move {
-            let connected = viewer
-                .run(&feed, events, connect_timeout, &connected, token)
+            let connected = session
+                .run(&feed, connect_timeout, &connected, token)
                 .await;
-            whep.sessions().remove(&session);
+            whep.sessions().remove(&session_id);
             drop(slot);
             if connected {
-                info!(session = %session, "WebRTC viewer left");
+                info!(session = %session_id, "WebRTC viewer left");
             } else {
-                info!(%peer, session = %session, "WebRTC viewer never connected; session freed");
+                info!(%peer, session = %session_id, "WebRTC viewer never connected; session freed");
             }
         });
-        let mut answer = self.mux.route_answer(&local.sdp);
+        let mut answer = local.sdp;
         if let Some(public) = self.settings.public_ip {
             // 1:1 NAT: viewers are told the public address instead of the local one.
             answer = sdp::with_public_address(&answer, public);
@@ -422,31 +410,67 @@ struct Offer {
     slot: Slot,
 }
 
-/// A peer connection that is not yet a session. Dropped armed (an error
-/// returned with `?`), it is closed in a task of its own, since `close` is
-/// async and a dropped connection would keep its driver running.
-struct Unfinished(Option<Arc<dyn PeerConnection>>);
-
-impl Unfinished {
-    async fn close(mut self) {
-        if let Some(pc) = self.0.take() {
-            let _ = pc.close().await;
-        }
+/// The addresses host candidates are offered on: `ip` itself, or for a
+/// wildcard every usable interface address of its family (not loopback, which
+/// no viewer can reach, nor link-local, whose scope a candidate cannot carry).
+fn host_ips(ip: IpAddr) -> Vec<IpAddr> {
+    if !ip.is_unspecified() {
+        return vec![ip];
     }
+    let Ok(interfaces) = rtc::shared::ifaces::ifaces() else {
+        return Vec::new();
+    };
+    let mut ips: Vec<IpAddr> = interfaces
+        .into_iter()
+        .filter_map(|i| i.addr.map(|a| a.ip()))
+        .filter(|a| a.is_ipv4() == ip.is_ipv4())
+        .filter(|a| !a.is_loopback() && !a.is_unspecified() && !is_link_local(a))
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
 
-    fn disarm(mut self) {
-        self.0 = None;
+fn is_link_local(ip: &IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_link_local(),
+        IpAddr::V6(v6) => v6.is_unicast_link_local(),
     }
 }
 
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if let Some(pc) = self.0.take() {
-            tokio::spawn(async move {
-                let _ = pc.close().await;
-            });
-        }
+fn add_host_candidate(
+    pc: &mut RTCPeerConnection,
+    network: &str,
+    ip: IpAddr,
+    port: u16,
+    tcp_type: TcpType,
+) -> Result<(), WhepError> {
+    let candidate = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: network.to_string(),
+            address: ip.to_string(),
+            port,
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type,
     }
+    .new_candidate_host()
+    .map_err(WhepError::Setup)?;
+    let init = RTCIceCandidate::from(&candidate)
+        .to_json()
+        .map_err(WhepError::Setup)?;
+    pc.add_local_candidate(init).map_err(WhepError::Setup)
+}
+
+/// Letters and digits from the ICE alphabet (RFC 8839, 5.4).
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut rng = rand::rng();
+    (0..len)
+        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+        .collect()
 }
 
 /// The answer with the chosen H.264 format's fmtp line replaced by the
@@ -494,209 +518,6 @@ fn opus_payload_type(offer: &str) -> Option<u8> {
             .then(|| pt.parse().ok())
             .flatten()
     })
-}
-
-enum Event {
-    Gathered,
-    State(RTCPeerConnectionState),
-}
-
-struct Events(mpsc::UnboundedSender<Event>);
-
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for Events {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.0.send(Event::Gathered);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
-        let _ = self.0.send(Event::State(state));
-    }
-}
-
-struct Track {
-    local: Arc<TrackLocalStaticRTP>,
-    ssrc: u32,
-    payload_type: u8,
-    sequence: u16,
-}
-
-impl Track {
-    async fn send(
-        &mut self,
-        timestamp: u32,
-        payload: bytes::Bytes,
-        marker: bool,
-    ) -> webrtc::error::Result<()> {
-        let header = rtp::header::Header {
-            version: 2,
-            marker,
-            payload_type: self.payload_type,
-            sequence_number: self.sequence,
-            timestamp,
-            ssrc: self.ssrc,
-            ..Default::default()
-        };
-        self.sequence = self.sequence.wrapping_add(1);
-        self.local.write_rtp(rtp::Packet { header, payload }).await
-    }
-}
-
-struct Viewer {
-    pc: Arc<dyn PeerConnection>,
-    video: Track,
-    audio: Track,
-    /// Random start of this viewer's RTP timestamps (RFC 3550, 5.1).
-    offset: u32,
-    replay: ReplayBudget,
-}
-
-impl Viewer {
-    /// Streams to the viewer once it connects, and closes the peer connection
-    /// however it ends. Returns whether the viewer ever connected.
-    async fn run(
-        mut self,
-        feed: &Feed,
-        mut events: mpsc::UnboundedReceiver<Event>,
-        connect_timeout: Duration,
-        connected_flag: &AtomicBool,
-        token: CancellationToken,
-    ) -> bool {
-        let connected = tokio::time::timeout(connect_timeout, async {
-            while let Some(event) = events.recv().await {
-                match event {
-                    Event::State(RTCPeerConnectionState::Connected) => return true,
-                    Event::State(
-                        RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed,
-                    ) => return false,
-                    _ => {}
-                }
-            }
-            false
-        });
-        let ok = tokio::select! {
-            () = token.cancelled() => false,
-            result = connected => result.unwrap_or(false),
-        };
-        if ok {
-            connected_flag.store(true, Ordering::Relaxed);
-            let started = Instant::now();
-            self.stream(feed, &mut events, &token).await;
-            debug!(
-                seconds = started.elapsed().as_secs(),
-                "WebRTC viewer streamed"
-            );
-        }
-        let _ = self.pc.close().await;
-        ok
-    }
-
-    async fn stream(
-        &mut self,
-        feed: &Feed,
-        events: &mut mpsc::UnboundedReceiver<Event>,
-        token: &CancellationToken,
-    ) {
-        let mut subscription = feed.subscribe();
-        let burst: Vec<_> = subscription.burst.drain(..).collect();
-        if self.send_gop(&burst).await.is_err() {
-            return;
-        }
-        let video_track = Arc::clone(&self.video.local);
-        let mut feedback_open = true;
-        loop {
-            tokio::select! {
-                () = token.cancelled() => return,
-                event = video_track.poll(), if feedback_open => match event {
-                    // The viewer lost its picture (RFC 4585 PLI, RFC 5104 FIR):
-                    // the current GOP goes again, packed as at the start, while
-                    // its replay budget allows; else the next keyframe answers.
-                    Some(TrackLocalEvent::OnRtcpPacket(packets)) => {
-                        if packets.iter().any(|p| keyframe::is_keyframe_request(p.as_ref()))
-                            && self.keyframe_requested(feed).await.is_err()
-                        {
-                            return;
-                        }
-                    }
-                    Some(_) => {}
-                    None => feedback_open = false,
-                },
-                event = events.recv() => match event {
-                    Some(Event::State(RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed | RTCPeerConnectionState::Disconnected)) | None => return,
-                    Some(_) => {}
-                },
-                unit = subscription.recv() => {
-                    let Some(unit) = unit else { return };
-                    if self.send(&unit, None).await.is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn keyframe_requested(&mut self, feed: &Feed) -> webrtc::error::Result<()> {
-        let gop = feed.gop();
-        let answer = self.replay.request(gop.iter().map(|u| u.bytes()).sum());
-        debug!(?answer, "WebRTC viewer asked for a keyframe");
-        match answer {
-            Answer::Replay => self.send_gop(&gop).await,
-            Answer::NextKeyframe | Answer::Waiting => Ok(()),
-        }
-    }
-
-    /// A GOP packed one tick apart just before its last frame: the browser
-    /// decodes through it at once and shows live frames, instead of playing a
-    /// GOP-old picture through its jitter buffer.
-    async fn send_gop(&mut self, gop: &[Arc<Unit>]) -> webrtc::error::Result<()> {
-        let Some(Unit::Video { dts: live_edge, .. }) = gop.last().map(|u| &**u) else {
-            return Ok(());
-        };
-        let edge = self.video_timestamp(*live_edge);
-        let count = gop.len() as u32;
-        for (i, unit) in gop.iter().enumerate() {
-            self.send(unit, Some(edge.wrapping_sub(count - 1 - i as u32)))
-                .await?;
-        }
-        Ok(())
-    }
-
-    fn video_timestamp(&self, dts_ms: u64) -> u32 {
-        // RTP timestamps wrap (RFC 3550, 5.1); only differences matter.
-        ((dts_ms * 90) as u32).wrapping_add(self.offset)
-    }
-
-    /// Sends a unit: live with `timestamp` `None`, else as part of a GOP
-    /// packed at that timestamp.
-    async fn send(&mut self, unit: &Unit, timestamp: Option<u32>) -> webrtc::error::Result<()> {
-        let live = timestamp.is_none();
-        match unit {
-            Unit::Video {
-                dts,
-                keyframe,
-                payloads,
-            } => {
-                let timestamp = timestamp.unwrap_or_else(|| self.video_timestamp(*dts));
-                let last = payloads.len().saturating_sub(1);
-                for (i, payload) in payloads.iter().enumerate() {
-                    self.video
-                        .send(timestamp, payload.clone(), i == last)
-                        .await?;
-                }
-                if live {
-                    self.replay.sent(unit.bytes(), *keyframe);
-                }
-                Ok(())
-            }
-            Unit::Audio { timestamp, payload } => {
-                let timestamp = (*timestamp as u32).wrapping_add(self.offset);
-                self.replay.sent(payload.len(), false);
-                self.audio.send(timestamp, payload.clone(), false).await
-            }
-        }
-    }
 }
 
 #[cfg(test)]
