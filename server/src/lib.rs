@@ -13,8 +13,9 @@
 //!           LL-HLS parts (fMP4)      RTP, and AAC to Opus,    one task a target
 //!                  │                 once a stream
 //!                  │                       ▼
-//!                  │                 webrtc::whep ──UDP, one port (udp_mux)──▶ WebRTC viewers
-//!                  ▼                       ▲ offer in, answer out
+//!                  │                 webrtc::session ──UDP, one port (udp_mux)──▶ WebRTC viewers
+//!                  │                 a task a viewer   (or ICE-TCP)
+//!                  ▼                       ▲ webrtc::whep: offer in, answer out
 //!  browser ◀─HTTP─ http (axum) ────────────┘
 //!                  the Leptos app (watch page, admin panel; web_app finds its
 //!                  build), /api, /api/events, /hls, /whep; each handler gets

@@ -239,51 +239,29 @@ impl Session {
         }
         let max_segments = self.port.max_segments().max(1);
         let out = std::mem::take(&mut self.out);
-        let mut i = 0;
-        while i < out.len() {
-            let first = &out[i];
-            let transport = first.transport;
+        let mut start = 0;
+        while start < out.len() {
+            let end = start + run_length(&out[start..], max_segments);
+            let first = &out[start];
+            let (transport, segment) = (first.transport, first.message.len());
             if transport.transport_protocol == TransportProtocol::TCP {
                 if let Some(tcp) = &self.tcp {
                     tcp.send(transport.peer_addr, &first.message);
                 }
-                i += 1;
-                continue;
-            }
-            let segment = first.message.len();
-            let mut end = i + 1;
-            let mut total = segment;
-            while end < out.len() && end - i < max_segments && segment > 0 {
-                let next = &out[end];
-                let len = next.message.len();
-                if next.transport.transport_protocol != TransportProtocol::UDP
-                    || next.transport.peer_addr != transport.peer_addr
-                    || next.transport.local_addr != transport.local_addr
-                    || len == 0
-                    || len > segment
-                    || total + len > MAX_BATCH_BYTES
-                {
-                    break;
-                }
-                total += len;
-                end += 1;
-                // A shorter datagram can only be the last of a run.
-                if len < segment {
-                    break;
-                }
-            }
-            let (from, to) = (transport.local_addr.ip(), transport.peer_addr);
-            if end - i == 1 {
-                self.port.send(from, to, &first.message, None).await;
             } else {
-                let mut batch = take_batch();
-                for message in &out[i..end] {
-                    batch.extend_from_slice(&message.message);
+                let (from, to) = (transport.local_addr.ip(), transport.peer_addr);
+                if end - start == 1 {
+                    self.port.send(from, to, &first.message, None).await;
+                } else {
+                    let mut batch = take_batch();
+                    for message in &out[start..end] {
+                        batch.extend_from_slice(&message.message);
+                    }
+                    self.port.send(from, to, &batch, Some(segment)).await;
+                    give_back(batch);
                 }
-                self.port.send(from, to, &batch, Some(segment)).await;
-                give_back(batch);
             }
-            i = end;
+            start = end;
         }
         self.out = out;
         self.out.clear();
@@ -392,6 +370,40 @@ async fn next_unit(subscription: Option<&mut FeedSubscription>) -> Option<Arc<Un
     }
 }
 
+/// How many of `out`, from its first, go in one send: a run of UDP
+/// datagrams to the same peer from the same address, all the first one's
+/// size but the last, which may be shorter (what UDP GSO sends), within
+/// `max_segments` and [`MAX_BATCH_BYTES`]. TCP goes one at a time.
+fn run_length(out: &[TaggedBytesMut], max_segments: usize) -> usize {
+    let Some(first) = out.first() else {
+        return 0;
+    };
+    let segment = first.message.len();
+    if first.transport.transport_protocol != TransportProtocol::UDP || segment == 0 {
+        return 1;
+    }
+    let mut end = 1;
+    let mut total = segment;
+    while end < out.len() && end < max_segments {
+        let next = &out[end];
+        let len = next.message.len();
+        if next.transport != first.transport
+            || len == 0
+            || len > segment
+            || total + len > MAX_BATCH_BYTES
+        {
+            break;
+        }
+        total += len;
+        end += 1;
+        // A shorter datagram can only be the last of a run.
+        if len < segment {
+            break;
+        }
+    }
+    end
+}
+
 fn take_batch() -> Vec<u8> {
     let mut batches = BATCHES.lock().unwrap_or_else(|p| p.into_inner());
     batches
@@ -405,5 +417,66 @@ fn give_back(mut batch: Vec<u8>) {
     // More than a few means sends were waiting on a full socket buffer.
     if batches.len() < 16 {
         batches.push(batch);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(peer: u16, protocol: TransportProtocol, len: usize) -> TaggedBytesMut {
+        TaggedBytesMut {
+            now: Instant::now(),
+            transport: TransportContext {
+                local_addr: "192.0.2.1:8189".parse().unwrap(),
+                peer_addr: SocketAddr::from(([192, 0, 2, 7], peer)),
+                transport_protocol: protocol,
+                ecn: None,
+            },
+            message: BytesMut::from(&vec![0u8; len][..]),
+        }
+    }
+
+    fn runs(out: &[TaggedBytesMut], max_segments: usize) -> Vec<usize> {
+        let mut lengths = Vec::new();
+        let mut start = 0;
+        while start < out.len() {
+            let n = run_length(&out[start..], max_segments);
+            lengths.push(n);
+            start += n;
+        }
+        lengths
+    }
+
+    #[test]
+    fn a_frame_to_one_viewer_goes_in_one_send_with_its_short_last_packet() {
+        let udp = TransportProtocol::UDP;
+        let frame: Vec<_> = [1200, 1200, 1200, 1200, 700]
+            .into_iter()
+            .map(|len| datagram(5000, udp, len))
+            .collect();
+        assert_eq!(runs(&frame, 64), vec![5]);
+        // Without GSO every datagram goes on its own.
+        assert_eq!(runs(&frame, 1), vec![1, 1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn runs_end_at_a_bigger_datagram_another_peer_tcp_or_the_byte_cap() {
+        let (udp, tcp) = (TransportProtocol::UDP, TransportProtocol::TCP);
+        let out = vec![
+            datagram(5000, udp, 200),
+            // Bigger than the run's segment: starts the next run.
+            datagram(5000, udp, 1200),
+            datagram(5000, udp, 1200),
+            datagram(5001, udp, 1200),
+            datagram(5001, tcp, 1200),
+            datagram(5001, tcp, 1200),
+            datagram(5001, udp, 1200),
+        ];
+        assert_eq!(runs(&out, 64), vec![1, 2, 1, 1, 1, 1]);
+        let many: Vec<_> = (0..40).map(|_| datagram(5000, udp, 1500)).collect();
+        let lengths = runs(&many, 64);
+        assert!(lengths.iter().all(|n| n * 1500 <= MAX_BATCH_BYTES), "{lengths:?}");
+        assert_eq!(lengths.iter().sum::<usize>(), 40);
     }
 }
