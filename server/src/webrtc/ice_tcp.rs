@@ -126,7 +126,11 @@ impl IceTcp {
                 decoder.extend_from_slice(&buffer[..n]);
                 while let Some(frame) = decoder.next_packet() {
                     let data = BytesMut::from(&frame[..]);
-                    if events.send(TcpEvent::Frame { local, peer, data }).await.is_err() {
+                    if events
+                        .send(TcpEvent::Frame { local, peer, data })
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }

@@ -476,7 +476,10 @@ mod tests {
         assert_eq!(runs(&out, 64), vec![1, 2, 1, 1, 1, 1]);
         let many: Vec<_> = (0..40).map(|_| datagram(5000, udp, 1500)).collect();
         let lengths = runs(&many, 64);
-        assert!(lengths.iter().all(|n| n * 1500 <= MAX_BATCH_BYTES), "{lengths:?}");
+        assert!(
+            lengths.iter().all(|n| n * 1500 <= MAX_BATCH_BYTES),
+            "{lengths:?}"
+        );
         assert_eq!(lengths.iter().sum::<usize>(), 40);
     }
 }

@@ -256,7 +256,13 @@ impl SessionPort {
     /// Sends `contents` from our `from` IP to `to`: one datagram, or with
     /// `segment` several of that size (the last may be shorter). A STUN
     /// request the session sends teaches the route its answer comes back on.
-    pub async fn send(&self, from: IpAddr, to: SocketAddr, contents: &[u8], segment: Option<usize>) {
+    pub async fn send(
+        &self,
+        from: IpAddr,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+    ) {
         if segment.is_none() && is_stun(contents) {
             let max = self.mux.limits.max_remotes_per_session;
             let key = (to, self.mux.our_ip(from));

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::tcp_type::TcpType;
-use rtc::interceptor::{NackResponderBuilder, Registry, SenderReportBuilder, Slot as InterceptorSlot};
+use rtc::interceptor::{
+    NackResponderBuilder, Registry, SenderReportBuilder, Slot as InterceptorSlot,
+};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
@@ -73,7 +75,9 @@ pub enum WhepError {
     #[error("WebRTC setup failed: {0}")]
     Setup(#[source] RtcError),
     /// No address to offer: the server has no usable interface for `webrtc_ip`.
-    #[error("no address to offer WebRTC viewers on {0}; set webrtc_ip to the address viewers reach")]
+    #[error(
+        "no address to offer WebRTC viewers on {0}; set webrtc_ip to the address viewers reach"
+    )]
     NoAddress(IpAddr),
 }
 
@@ -379,9 +383,7 @@ impl Whep {
         let (whep, session_id) = (self.clone(), id.clone());
         let connect_timeout = Duration::from_secs(self.limits.whep_connect_timeout_s);
         self.tracker.spawn(async move {
-            let connected = session
-                .run(&feed, connect_timeout, &connected, token)
-                .await;
+            let connected = session.run(&feed, connect_timeout, &connected, token).await;
             whep.sessions().remove(&session_id);
             drop(slot);
             if connected {
