@@ -144,9 +144,8 @@ impl Session {
             if asked {
                 self.keyframe_requested(feed).await;
             }
-            if !self.out.is_empty() {
-                continue;
-            }
+            // Reading events and RTCP may have made something to send.
+            self.flush().await;
 
             let now = Instant::now();
             let due = self
