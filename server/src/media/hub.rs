@@ -249,6 +249,7 @@ impl StreamHub {
             player,
             skipping: false,
             skipped: 0,
+            seen_video: false,
         })
     }
 
@@ -540,6 +541,9 @@ pub struct Subscription {
     player: bool,
     skipping: bool,
     skipped: u64,
+    /// Whether any video has come this way: without it (an audio-only
+    /// stream) no keyframe will ever end a skip.
+    seen_video: bool,
 }
 
 impl Subscription {
@@ -585,10 +589,12 @@ impl Subscription {
     }
 
     /// While skipping after a lag, only codec configuration and the next
-    /// keyframe get through.
+    /// keyframe get through, so that picture and sound resume together; in a
+    /// stream without video, the next audio frame.
     fn admit(&mut self, frame: Frame) -> Option<Frame> {
+        self.seen_video |= frame.track == Track::Video;
         if self.skipping {
-            if frame.is_video_keyframe() {
+            if frame.is_video_keyframe() || (!self.seen_video && !frame.config) {
                 self.skipping = false;
             } else if !frame.config {
                 self.skipped += 1;
@@ -749,6 +755,22 @@ mod tests {
         assert!(slow_got[0].is_video_keyframe());
         assert_eq!(slow_got.len(), 10);
         assert_eq!(slow.skipped(), 90);
+    }
+
+    #[test]
+    fn a_slow_viewer_of_an_audio_only_stream_resumes_at_the_next_audio_frame() {
+        let hub = hub(16);
+        let mut publisher = hub.publish("tree", Instant::now()).unwrap();
+        let mut slow = hub.subscribe("tree", Join::AsIs).unwrap();
+        for i in 0..100u32 {
+            publisher.send(IncomingFrame::audio(i * 21));
+        }
+        let got = drain(&mut slow);
+        assert!(!got.is_empty(), "no keyframe will come: audio resumes");
+        assert!(got.iter().all(|f| f.track == Track::Audio));
+        assert_eq!(got.len() as u64 + slow.skipped(), 100);
+        publisher.send(IncomingFrame::audio(100 * 21));
+        assert_eq!(drain(&mut slow).len(), 1, "and goes on");
     }
 
     #[test]
