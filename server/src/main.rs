@@ -21,7 +21,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+                // The rtc crate warns at every WebRTC session's start of
+                // what is expected there: a DTLS client without a server name
+                // (WebRTC checks the certificate's fingerprint, not a name)
+                // and ICE checks before the viewer's first one arrived.
+                .unwrap_or_else(|_| {
+                    "info,tower_http=warn,rtc_dtls::config=error,rtc_ice::agent=error".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())

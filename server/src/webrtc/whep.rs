@@ -51,10 +51,10 @@ use super::session::{Media, Session};
 use super::udp_mux::UdpMux;
 
 const OPUS_DEFAULT_PT: u8 = 111;
-/// Video packets kept per viewer for retransmission: about 2 s of a
-/// 2.5 Mbit/s stream, many round trips (a power of two, as the NACK
-/// responder needs).
-const NACK_HISTORY: u16 = 512;
+/// Video packets kept per viewer for retransmission: about a second of a
+/// 2.5 Mbit/s stream, several round trips even on a phone (a power of two, as
+/// the NACK responder needs; each costs about 110 bytes a viewer).
+const NACK_HISTORY: u16 = 256;
 
 #[derive(Debug, Error)]
 pub enum WhepError {
