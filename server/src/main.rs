@@ -18,17 +18,16 @@ use tracing::info;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The rtc crate warns at every WebRTC session's start of what is
+    // expected there: a DTLS client without a server name (WebRTC checks the
+    // certificate's fingerprint, not a name) and ICE checks before the
+    // viewer's first one arrived. Those two stay quiet whatever RUST_LOG says.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tower_http=warn".into())
+        .add_directive("rtc_dtls::config=error".parse().expect("a valid directive"))
+        .add_directive("rtc_ice::agent=error".parse().expect("a valid directive"));
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                // The rtc crate warns at every WebRTC session's start of
-                // what is expected there: a DTLS client without a server name
-                // (WebRTC checks the certificate's fingerprint, not a name)
-                // and ICE checks before the viewer's first one arrived.
-                .unwrap_or_else(|_| {
-                    "info,tower_http=warn,rtc_dtls::config=error,rtc_ice::agent=error".into()
-                }),
-        )
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();

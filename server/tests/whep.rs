@@ -435,4 +435,13 @@ fn rust_peer_gets_h264_that_decodes_and_opus() {
         (Some(1280), Some(720))
     );
     assert!(decoded >= 140, "{decoded} frames decoded");
+    let complaints: Vec<String> = server
+        .logs()
+        .into_iter()
+        .filter(|line| line.contains(" WARN ") || line.contains(" ERROR "))
+        .collect();
+    assert!(
+        complaints.is_empty(),
+        "a viewer that played leaves no warning in the server's log: {complaints:#?}"
+    );
 }
