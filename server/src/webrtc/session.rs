@@ -27,7 +27,7 @@ use super::feed::{Feed, FeedSubscription, Unit};
 use super::ice_tcp::{IceTcp, TcpEvent};
 use super::keyframe;
 use super::replay::{Answer, ReplayBudget};
-use super::udp_mux::SessionPort;
+use super::udp_mux::{Datagram, SessionPort};
 
 /// Datagrams handed to the peer connection before it is polled again.
 const READ_BURST: usize = 64;
@@ -110,7 +110,6 @@ impl Session {
         let mut timer_was_due = false;
         let started = Instant::now();
         loop {
-            self.flush().await;
             let mut ended = false;
             while let Some(event) = self.pc.poll_event() {
                 if let RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) = event {
@@ -144,7 +143,7 @@ impl Session {
             if asked {
                 self.keyframe_requested(feed).await;
             }
-            // Reading events and RTCP may have made something to send.
+            // What the last wake-up made, and what events and RTCP made.
             self.flush().await;
 
             let now = Instant::now();
@@ -173,12 +172,10 @@ impl Session {
                 }
                 datagram = self.port.inbox.recv() => {
                     let Some(datagram) = datagram else { break };
-                    let local = SocketAddr::new(datagram.to, self.port.port());
-                    self.read(local, datagram.from, TransportProtocol::UDP, BytesMut::from(&datagram.data[..]));
+                    self.read_udp(datagram);
                     for _ in 1..READ_BURST {
                         let Ok(datagram) = self.port.inbox.try_recv() else { break };
-                        let local = SocketAddr::new(datagram.to, self.port.port());
-                        self.read(local, datagram.from, TransportProtocol::UDP, BytesMut::from(&datagram.data[..]));
+                        self.read_udp(datagram);
                     }
                 }
                 event = next_tcp(tcp) => {
@@ -203,6 +200,12 @@ impl Session {
         let _ = self.pc.close();
         self.flush().await;
         connected
+    }
+
+    fn read_udp(&mut self, datagram: Datagram) {
+        let local = SocketAddr::new(datagram.to, self.port.port());
+        let (from, data) = (datagram.from, datagram.data);
+        self.read(local, from, TransportProtocol::UDP, data);
     }
 
     fn read(

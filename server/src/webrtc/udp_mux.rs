@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
@@ -43,15 +43,12 @@ const RECV_BUFFER: usize = 64 * 1024;
 pub struct MuxLimits {
     /// Remote addresses routed to one session.
     pub max_remotes_per_session: usize,
-    /// ICE-TCP connections open at once to one session's listener.
-    pub max_tcp_per_session: usize,
 }
 
 impl From<&super::limits::WhepLimits> for MuxLimits {
     fn from(limits: &super::limits::WhepLimits) -> Self {
         Self {
             max_remotes_per_session: limits.whep_max_remotes_per_session,
-            max_tcp_per_session: limits.whep_max_tcp_per_session,
         }
     }
 }
@@ -87,11 +84,12 @@ struct Routes {
     remotes: HashMap<(SocketAddr, IpAddr), u64>,
 }
 
-/// A datagram for a session: who sent it, to which of our IPs, and what.
+/// A datagram for a session: who sent it, to which of our IPs, and what
+/// (copied once off the receive buffer, in the form the peer connection reads).
 pub struct Datagram {
     pub from: SocketAddr,
     pub to: IpAddr,
-    pub data: Bytes,
+    pub data: BytesMut,
 }
 
 impl fmt::Debug for UdpMux {
@@ -126,10 +124,6 @@ impl UdpMux {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
-    }
-
-    pub fn limits(&self) -> MuxLimits {
-        self.limits
     }
 
     fn routes(&self) -> std::sync::MutexGuard<'_, Routes> {
@@ -208,7 +202,7 @@ impl UdpMux {
         let sent = route.inbox.try_send(Datagram {
             from,
             to: dst,
-            data: Bytes::copy_from_slice(datagram),
+            data: BytesMut::from(datagram),
         });
         if let Err(mpsc::error::TrySendError::Full(_)) = sent {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;

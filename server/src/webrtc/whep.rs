@@ -333,7 +333,7 @@ impl Whep {
         // that block UDP.
         let tcp = match IceTcp::bind(
             SocketAddr::new(self.settings.udp_ip, 0),
-            self.mux.limits().max_tcp_per_session,
+            self.limits.whep_max_tcp_per_session,
         ) {
             Ok(tcp) => Some(tcp),
             Err(err) => {
@@ -465,13 +465,13 @@ fn add_host_candidate(
     pc.add_local_candidate(init).map_err(WhepError::Setup)
 }
 
-/// Letters and digits from the ICE alphabet (RFC 8839, 5.4).
+/// Letters and digits, which the ICE alphabet allows (RFC 8839, 5.4).
 fn random_token(len: usize) -> String {
     use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..len)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
+    rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(len)
+        .map(char::from)
         .collect()
 }
 
