@@ -1,0 +1,249 @@
+"""Checks deploy/ offline, then proves that each check rejects a broken copy.
+
+Run by scripts/validate-deploy inside its venv. The checks:
+
+- deploy/kubernetes: kubernetes-validate --strict against Kubernetes
+  KUBERNETES_VERSION, file by file; custom resources it has no schema for
+  (KEDA's ScaledObject, ServiceMonitor, Kustomization) and what objects say
+  of each other: kube_check.py;
+- deploy/heat: heat_validate.py (Heat's own engine, strict), the top
+  template once per scaling mode (its alarms are conditional), the nested
+  edge template on its own too; the install script with `sh -n`;
+- deploy/systemd: systemd-analyze verify, on a copy whose ExecStart names a
+  stand-in binary (verify wants the binary to exist); any message fails;
+- deploy/Containerfile: hadolint.
+
+Then each entry of BROKEN is applied to a copy of deploy/ and its check must
+fail. One line per check, OK, FAIL or SKIP; a last line of counts; exit 1 on
+any FAIL.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# No __pycache__ beside the sources in the work tree.
+sys.dont_write_bytecode = True
+
+import kube_check  # noqa: E402
+
+KUBERNETES_VERSION = "1.33.0"
+VENV_BIN = os.path.dirname(sys.executable)
+# kubernetes-validate's message, shortened to the object and the error.
+ERROR_LINE = re.compile(r"^ERROR \S+ did not validate for resource (\S+) against version \S+: (.*)")
+
+
+def run(argv):
+    proc = subprocess.run(argv, capture_output=True, text=True)
+    return proc.returncode, (proc.stdout + proc.stderr).strip()
+
+
+# Each check takes the deploy/ folder to look at and returns its problems.
+
+def kubernetes_file(name):
+    def check(deploy):
+        path = os.path.join(deploy, "kubernetes", name)
+        code, out = run([os.path.join(VENV_BIN, "kubernetes-validate"), "--strict", "--quiet",
+                         "-k", KUBERNETES_VERSION, path])
+        problems = [ERROR_LINE.sub(r"\1: \2", line) for line in out.splitlines()
+                    if line.startswith("ERROR")]
+        if code and not problems:
+            problems = [out or f"kubernetes-validate exited {code}"]
+        for doc in kube_check.load_documents(path):
+            if kube_check.has_custom_schema(doc):
+                problems += kube_check.check_custom(doc, KUBERNETES_VERSION)
+        for line in out.splitlines():
+            unknown = re.search(r"Couldn't find schema for kind (\S+) with api version (\S+)", line)
+            if unknown and (unknown[2], unknown[1]) not in kube_check.CUSTOM_SCHEMAS:
+                problems.append(f"{unknown[1]} {unknown[2]}: no schema here or in kube_check.py")
+        return problems
+    return check
+
+
+def kubernetes_references(deploy):
+    directory = os.path.join(deploy, "kubernetes")
+    docs = [(name, doc) for name in sorted(os.listdir(directory))
+            if name.endswith(".yaml") and name != "kustomization.yaml"
+            for doc in kube_check.load_documents(os.path.join(directory, name))]
+    return kube_check.check_kustomization(directory) + kube_check.check_references(docs)
+
+
+def heat_template(name, **parameters):
+    def check(deploy):
+        import heat_validate  # Heat takes a second to import: only when asked.
+        error = heat_validate.check(os.path.join(deploy, "heat", name), parameters)
+        return [error] if error else []
+    return check
+
+
+def shell_syntax(name):
+    def check(deploy):
+        code, out = run(["sh", "-n", os.path.join(deploy, "heat", name)])
+        return [out or f"sh -n exited {code}"] if code else []
+    return check
+
+
+def systemd_unit(deploy):
+    with tempfile.TemporaryDirectory() as tmp:
+        stand_in = os.path.join(tmp, "tinsel")
+        with open(stand_in, "w") as f:
+            f.write("#!/bin/sh\n")
+        os.chmod(stand_in, 0o755)
+        with open(os.path.join(deploy, "systemd", "tinsel.service")) as f:
+            unit = f.read().replace("/opt/tinsel/tinsel", stand_in)
+        path = os.path.join(tmp, "tinsel.service")
+        with open(path, "w") as f:
+            f.write(unit)
+        code, out = run(["systemd-analyze", "verify", path])
+    lines = [line.replace(path, "tinsel.service") for line in out.splitlines()]
+    return lines or ([f"systemd-analyze exited {code}"] if code else [])
+
+
+def containerfile(deploy):
+    code, out = run([os.path.join(VENV_BIN, "hadolint"), "--no-color",
+                     os.path.join(deploy, "Containerfile")])
+    return [line.split(":", 1)[-1] for line in out.splitlines()] or (
+        [f"hadolint exited {code}"] if code else [])
+
+
+def skip_reason(what):
+    if what == "systemd" and not shutil.which("systemd-analyze"):
+        return "systemd-analyze not installed (Debian: apt-get install systemd)"
+    return None
+
+
+KUBERNETES_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "kubernetes")
+KUBERNETES_FILES = sorted(n for n in os.listdir(KUBERNETES_DIR) if n.endswith(".yaml"))
+
+
+def kubernetes_what(name):
+    kinds = sorted({d["kind"] for d in kube_check.load_documents(os.path.join(KUBERNETES_DIR, name))
+                    if kube_check.has_custom_schema(d)})
+    what = f"kubernetes-validate --strict, {KUBERNETES_VERSION}"
+    return what + (f"; {', '.join(kinds)}: kube_check" if kinds else "")
+
+
+# id: (what is shown, what it checks, check, what it needs)
+CHECKS = {
+    **{n: (f"deploy/kubernetes/{n}", kubernetes_what(n), kubernetes_file(n), None)
+       for n in KUBERNETES_FILES},
+    "references": ("deploy/kubernetes", "kustomization and cross-references",
+                   kubernetes_references, None),
+    "heat": ("deploy/heat/tinsel-edges.yaml", "Heat engine, strict, scale_on=cpu",
+             heat_template("tinsel-edges.yaml"), None),
+    "heat-viewers": ("deploy/heat/tinsel-edges.yaml",
+                     "Heat engine, strict, scale_on=viewers, SSH open",
+                     heat_template("tinsel-edges.yaml", scale_on="viewers",
+                                   ssh_cidr="192.0.2.0/24"), None),
+    "heat-nested": ("deploy/heat/edge.yaml", "Heat engine, strict, on its own",
+                    heat_template("edge.yaml"), None),
+    "install-script": ("deploy/heat/tinsel-install.sh", "sh -n",
+                       shell_syntax("tinsel-install.sh"), None),
+    "systemd": ("deploy/systemd/tinsel.service", "systemd-analyze verify", systemd_unit,
+                "systemd"),
+    "containerfile": ("deploy/Containerfile", "hadolint", containerfile, None),
+}
+
+# (what the copy breaks, file under deploy/, text, replacement, the id of
+# the check that must reject it)
+BROKEN = [
+    ('Deployment replicas: "three"', "kubernetes/edge.yaml",
+     "  replicas: 3\n", '  replicas: "three"\n', "edge.yaml"),
+    ("Deployment with an unknown field (terminationGracePeriod)", "kubernetes/edge.yaml",
+     "terminationGracePeriodSeconds: 45", "terminationGracePeriod: 45", "edge.yaml"),
+    ("HPA target misspelt (averageUtilisation)", "kubernetes/autoscaling.yaml",
+     "averageUtilization: 70", "averageUtilisation: 70", "autoscaling.yaml"),
+    ("ScaledObject threshold a number, not a string", "kubernetes/keda-scaledobject.yaml",
+     'threshold: "500"', "threshold: 500", "keda-scaledobject.yaml"),
+    ("ScaledObject behavior with an unknown field", "kubernetes/keda-scaledobject.yaml",
+     "stabilizationWindowSeconds: 300", "stabilisationWindowSeconds: 300",
+     "keda-scaledobject.yaml"),
+    ("ServiceMonitor endpoint with an unknown field", "kubernetes/servicemonitor.yaml",
+     "interval: 15s", "intervall: 15s", "servicemonitor.yaml"),
+    ("edge Service selecting no pod", "kubernetes/edge.yaml",
+     "  selector:\n    app.kubernetes.io/name: tinsel\n    app.kubernetes.io/component: edge\n",
+     "  selector:\n    app.kubernetes.io/name: tinsel\n    app.kubernetes.io/component: edges\n",
+     "references"),
+    ("edge grace period shorter than preStop plus drain", "kubernetes/edge.yaml",
+     "terminationGracePeriodSeconds: 45", "terminationGracePeriodSeconds: 30", "references"),
+    ("Heat resource type misspelt (OS::Octavia::LoadBalancr)", "heat/tinsel-edges.yaml",
+     "type: OS::Octavia::LoadBalancer\n", "type: OS::Octavia::LoadBalancr\n", "heat"),
+    ("Heat property the resource lacks (PoolMember protocl_port)", "heat/edge.yaml",
+     "      protocol_port: 1935\n", "      protocl_port: 1935\n", "heat"),
+    ("Heat get_param of an undefined parameter (top)", "heat/tinsel-edges.yaml",
+     "min_size: {get_param: min_size}", "min_size: {get_param: minsize}", "heat"),
+    ("Heat get_param of an undefined parameter (nested)", "heat/edge.yaml",
+     "key_name: {get_param: key_name}", "key_name: {get_param: keyname}", "heat-nested"),
+    ("Heat get_attr of a resource that does not exist", "heat/tinsel-edges.yaml",
+     "value: {get_attr: [scale_up, signal_url]}", "value: {get_attr: [scaleup, signal_url]}",
+     "heat"),
+    ("Heat Prometheus alarm property misspelt (treshold)", "heat/tinsel-edges.yaml",
+     "      threshold: {get_param: viewers_scale_up}",
+     "      treshold: {get_param: viewers_scale_up}", "heat-viewers"),
+    ("systemd value misspelt (ProtectSystem=strikt)", "systemd/tinsel.service",
+     "ProtectSystem=strict", "ProtectSystem=strikt", "systemd"),
+    ("systemd key misspelt (Restrat=)", "systemd/tinsel.service",
+     "Restart=on-failure", "Restrat=on-failure", "systemd"),
+    ("Containerfile apt-get without --no-install-recommends", "Containerfile",
+     "apt-get install -y --no-install-recommends libopus0", "apt-get install -y libopus0",
+     "containerfile"),
+]
+
+
+def main():
+    deploy = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    counts = {"OK": 0, "FAIL": 0, "SKIP": 0}
+
+    def say(status, text):
+        counts[status] += 1
+        print(f"{status:<4} {text}", flush=True)
+
+    for shown, what, check, needs in CHECKS.values():
+        reason = skip_reason(needs)
+        if reason:
+            say("SKIP", f"{shown} ({what}): {reason}")
+            continue
+        problems = check(deploy)
+        if problems:
+            say("FAIL", f"{shown} ({what})")
+            for problem in problems:
+                print(f"       {problem}")
+        else:
+            say("OK", f"{shown} ({what})")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for description, file, text, replacement, check_id in BROKEN:
+            _, what, check, needs = CHECKS[check_id]
+            reason = skip_reason(needs)
+            if reason:
+                say("SKIP", f"broken copy: {description}: {reason}")
+                continue
+            copy = os.path.join(tmp, "deploy")
+            shutil.rmtree(copy, ignore_errors=True)
+            shutil.copytree(deploy, copy, ignore=shutil.ignore_patterns("__pycache__"))
+            path = os.path.join(copy, file)
+            with open(path) as f:
+                original = f.read()
+            if original.count(text) != 1:
+                say("FAIL", f"broken copy: {description}: the text to break is not in "
+                            f"deploy/{file} exactly once (update BROKEN)")
+                continue
+            with open(path, "w") as f:
+                f.write(original.replace(text, replacement))
+            problems = check(copy)
+            if problems:
+                first = problems[0].replace(copy + os.sep, "")
+                say("OK", f"rejected: {description} ({what}): {first[:160]}")
+            else:
+                say("FAIL", f"not rejected: {description} ({what} passed it)")
+
+    print(f"validate-deploy: {counts['OK']} passed, {counts['FAIL']} failed, "
+          f"{counts['SKIP']} skipped")
+    return 1 if counts["FAIL"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
