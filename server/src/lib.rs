@@ -36,6 +36,8 @@
 //!
 //!   supervisor: restarts the per-stream HLS and WebRTC tasks and the UDP port
 //!   when they end or panic, and counts it.
+//!   metrics: what every output sent and every viewer missed (the hub's
+//!   counters a stream), read with the rest at each Prometheus scrape.
 //! ```
 //!
 //! Every port a stranger reaches checks what it reads against the limits its
@@ -56,6 +58,9 @@
 //! - [`push`]: the streams pushed on to other RTMP servers (YouTube).
 //! - [`http`]: the web layer: the Leptos app (watch page, admin panel), the
 //!   API, live events, the HLS and WHEP routes.
+//! - [`metrics`]: `/metrics` for Prometheus: counters the handlers bump, and
+//!   figures read at scrape time from the hub, the outputs and the process.
+//! - [`readiness`]: whether this node takes new viewers (`/readyz`).
 //! - [`state`]: [`state::AppState`], the handles every HTTP handler reaches.
 //! - [`auth`]: admin accounts, login throttling and sessions.
 //! - [`limits`]: how every module declares what a stranger may cost it, and
@@ -83,8 +88,10 @@ pub mod hls;
 pub mod http;
 pub mod limits;
 pub mod media;
+pub mod metrics;
 pub mod onboarding;
 pub mod push;
+pub mod readiness;
 pub mod rtmp;
 pub mod state;
 pub mod supervisor;
@@ -180,7 +187,10 @@ pub async fn run(
                 },
             );
         }
-        let feed = Arc::new(webrtc::feed::Feed::new());
+        let counters = hub
+            .counters(&stream.name)
+            .expect("the hub has every configured stream");
+        let feed = Arc::new(webrtc::feed::Feed::new(counters));
         let (feed_hub, name, task_feed) = (hub.clone(), stream.name.clone(), Arc::clone(&feed));
         supervisor::supervise(
             &tracker,
@@ -243,6 +253,9 @@ pub async fn run(
     // failures from before a restart count again.
     state.logins.restore().await;
     state.restarts = Arc::new(restarts);
+    state
+        .metrics
+        .count_lights(state.lights.audit_events(), token.child_token());
 
     for stream in &config.streams {
         if !onboarding::marker::is_published(&config.data_dir, &stream.name) {

@@ -12,7 +12,9 @@ use crate::control::Lights;
 use crate::db::Db;
 use crate::hls::HlsStore;
 use crate::media::StreamHub;
+use crate::metrics::Metrics;
 use crate::push::Pushes;
+use crate::readiness::Readiness;
 use crate::tweets::Tweets;
 use crate::web_app;
 use crate::webrtc::whep::Whep;
@@ -37,6 +39,10 @@ pub struct AppState {
     pub leptos: LeptosOptions,
     /// Restarts of each stream's HLS and WebRTC tasks, by stream name.
     pub restarts: Arc<std::collections::HashMap<String, StreamRestarts>>,
+    /// The counters behind `/metrics`.
+    pub metrics: Metrics,
+    /// Whether this node takes new viewers (`/readyz`).
+    pub readiness: Arc<Readiness>,
 }
 
 /// The restart counters of one stream's supervised tasks.
@@ -91,6 +97,8 @@ impl AppState {
             logins,
             pushes: Pushes::default(),
             restarts: Arc::default(),
+            metrics: Metrics::default(),
+            readiness: Arc::default(),
             leptos,
         }
     }

@@ -19,6 +19,8 @@ use super::hls_query::parse_directives;
 use crate::config::is_valid_name;
 use crate::hls::{HlsStream, Readiness};
 use crate::limits::refused;
+use crate::media::counters::Output;
+use crate::metrics::{BlockingLabels, KindLabel, Metrics};
 use crate::state::AppState;
 
 /// Segments and parts never change once written: any cache may keep them.
@@ -91,9 +93,11 @@ async fn playlist_get(
         }
         // Three target durations, as the spec allows a server to wait.
         let wait = stream.target_duration() * 3;
+        let waiting = Waiting::start(&state.metrics, "playlist");
         let ready = stream
             .wait_until(wait, |s| s.readiness(msn, part) == Readiness::Ready)
             .await;
+        waiting.end(ready);
         if !ready {
             return Err(ApiError::Unavailable(format!(
                 "segment {msn} did not come within {wait:?}"
@@ -106,6 +110,7 @@ async fn playlist_get(
         ))
     })?;
     stream.saw_viewer(peer.ip(), Instant::now());
+    answered(&state, &name, "playlist", text.len());
     Ok(respond(
         text,
         "application/vnd.apple.mpegurl",
@@ -157,10 +162,17 @@ async fn media_get(
             "no such file: the playlist names initN.mp4, segN.m4s and partN.I.m4s".into(),
         )
     };
-    let bytes = match parse_file(&file).ok_or_else(unknown)? {
+    let file = parse_file(&file).ok_or_else(unknown)?;
+    let bytes = match file {
         File::Init(msn) => stream.init(msn),
         File::Segment(msn) => {
             let chunks = stream.segment(msn).ok_or_else(missing)?;
+            answered(
+                &state,
+                &name,
+                "segment",
+                chunks.iter().map(Bytes::len).sum(),
+            );
             return Ok(respond_chunks(chunks));
         }
         File::Part(msn, index) => match stream.part(msn, index) {
@@ -168,16 +180,74 @@ async fn media_get(
             // The part a preload hint names: hold the request until it exists.
             None if stream.readiness(msn, Some(index)) == Readiness::Later => {
                 let wait = stream.part_target() * 3;
-                stream
+                let waiting = Waiting::start(&state.metrics, "part");
+                let ready = stream
                     .wait_until(wait, |s| s.part(msn, index).is_some())
                     .await;
+                waiting.end(ready);
                 stream.part(msn, index)
             }
             None => None,
         },
     };
     let bytes = bytes.ok_or_else(missing)?;
+    let kind = if matches!(file, File::Init(_)) {
+        "init"
+    } else {
+        "part"
+    };
+    answered(&state, &name, kind, bytes.len());
     Ok(respond(bytes, "video/mp4", IMMUTABLE))
+}
+
+/// Counts a file sent: the request by kind, its bytes to the stream's HLS
+/// traffic.
+fn answered(state: &AppState, name: &str, kind: &'static str, bytes: usize) {
+    state
+        .metrics
+        .hls_requests
+        .get_or_create(&KindLabel { kind })
+        .inc();
+    if let Ok(counters) = state.hub.counters(name) {
+        counters.sent(Output::Hls, bytes);
+    }
+}
+
+/// A blocking request while it waits: counted in the waiting gauge, and by
+/// how it ended; dropped unended, the client hung up first.
+struct Waiting<'a> {
+    metrics: &'a Metrics,
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+impl<'a> Waiting<'a> {
+    fn start(metrics: &'a Metrics, kind: &'static str) -> Self {
+        metrics.hls_waiting.inc();
+        Self {
+            metrics,
+            kind,
+            outcome: "cancelled",
+        }
+    }
+
+    fn end(mut self, ready: bool) {
+        self.outcome = if ready { "ready" } else { "timeout" };
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.metrics.hls_waiting.dec();
+        let outcome = self.outcome;
+        self.metrics
+            .hls_blocking
+            .get_or_create(&BlockingLabels {
+                kind: self.kind,
+                outcome,
+            })
+            .inc();
+    }
 }
 
 /// A segment: its parts sent one after the other, never joined into one

@@ -17,6 +17,7 @@ pub mod hls_query;
 mod json_errors;
 mod lights;
 pub mod limits;
+mod node;
 mod push;
 pub mod serve;
 mod site;
@@ -57,6 +58,8 @@ pub fn router(state: AppState, board: status_board::StatusBoard) -> Router {
         .merge(admin::admin_routes(&state));
     let routes = app::routes(&state)
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(node::ready_get))
+        .route("/metrics", get(node::metrics_get))
         .nest("/api", api)
         .merge(hls::hls_routes())
         .merge(webrtc::webrtc_routes())

@@ -19,6 +19,7 @@ use tower_http::cors::{Any, CorsLayer};
 
 use super::error::ApiError;
 use crate::limits::refused;
+use crate::metrics::ResultLabel;
 use crate::state::AppState;
 use crate::webrtc::sdp::SdpError;
 use crate::webrtc::whep::WhepError;
@@ -85,10 +86,18 @@ async fn session_create(
         // Over the limit, or the body broke off: either way nothing to answer.
         return Ok(too_large(None));
     };
+    let offers = &state.metrics.whep_offers;
     let (id, answer) = match state.whep.create(&name, &offer, peer) {
         Ok(created) => created,
-        Err(err) => return Ok(whep_refusal(peer, err)),
+        Err(err) => {
+            let result = err.kind();
+            offers.get_or_create(&ResultLabel { result }).inc();
+            return Ok(whep_refusal(peer, err));
+        }
     };
+    offers
+        .get_or_create(&ResultLabel { result: "answered" })
+        .inc();
     let mut response = (StatusCode::CREATED, answer).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use super::changes;
 use super::codec::{self, AudioParams, VideoParams};
+use super::counters::{Output, StreamCounters};
 use super::frame::{Frame, Track};
 use super::stats::TrackRate;
 use super::timeline::{ClockEvent, SessionClock, Timeline};
@@ -134,6 +135,7 @@ struct Stream {
     players: AtomicUsize,
     settings: HubSettings,
     next_publisher: AtomicU64,
+    counters: Arc<StreamCounters>,
 }
 
 #[derive(Default)]
@@ -177,6 +179,7 @@ impl StreamHub {
                     players: AtomicUsize::new(0),
                     settings: settings.clone(),
                     next_publisher: AtomicU64::new(1),
+                    counters: Arc::default(),
                 };
                 (name.to_string(), Arc::new(stream))
             })
@@ -251,6 +254,15 @@ impl StreamHub {
             skipped: 0,
             seen_video: false,
         })
+    }
+
+    /// The stream's running totals, for `/metrics` and the adapters that add
+    /// what they send.
+    ///
+    /// # Errors
+    /// An unknown stream.
+    pub fn counters(&self, name: &str) -> Result<Arc<StreamCounters>, HubError> {
+        Ok(Arc::clone(&self.stream(name)?.counters))
     }
 
     pub fn names(&self) -> impl Iterator<Item = &str> {
@@ -463,6 +475,7 @@ impl Publisher {
 
     /// Puts a frame on the stream's timeline and hands it to every viewer.
     pub fn send(&mut self, incoming: IncomingFrame) {
+        self.stream.counters.received(incoming.payload.len());
         let mut state = self.stream.lock();
         let dts = if incoming.config {
             state.timeline.config_time(&self.clock)
@@ -585,7 +598,15 @@ impl Subscription {
 
     fn lagged(&mut self, missed: u64) {
         self.skipping = true;
-        self.skipped += missed;
+        self.skip(missed);
+    }
+
+    /// The server's own consumers count what their viewers miss themselves.
+    fn skip(&mut self, frames: u64) {
+        self.skipped += frames;
+        if self.player {
+            self.stream.counters.dropped(Output::Rtmp, frames);
+        }
     }
 
     /// While skipping after a lag, only codec configuration and the next
@@ -597,7 +618,7 @@ impl Subscription {
             if frame.is_video_keyframe() || (!self.seen_video && !frame.config) {
                 self.skipping = false;
             } else if !frame.config {
-                self.skipped += 1;
+                self.skip(1);
                 return None;
             }
         }
@@ -615,6 +636,10 @@ impl Subscription {
 
     pub fn stream_name(&self) -> &str {
         &self.stream.name
+    }
+
+    pub fn counters(&self) -> &StreamCounters {
+        &self.stream.counters
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod changes;
 pub mod codec;
+pub mod counters;
 pub mod flv;
 pub mod frame;
 pub mod hub;

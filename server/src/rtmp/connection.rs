@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout_at};
@@ -24,6 +24,7 @@ use super::session::{RtmpError, RtmpSession};
 use crate::config::Config;
 use crate::limits;
 use crate::media::StreamHub;
+use crate::media::counters::Output;
 
 /// Frames in one write at most, so one write stays bounded; a burst larger
 /// than this (a new player's first GOP) goes out in several.
@@ -191,8 +192,12 @@ async fn run(
                     session.push_frame(&frame);
                 }
                 if let Some(mut out) = session.poll_output() {
+                    let bytes = out.remaining();
                     write(socket, &mut out, stall, None, timing.start).await?;
                     session.recycle(out);
+                    if let Some(subscription) = session.subscription() {
+                        subscription.counters().sent(Output::Rtmp, bytes);
+                    }
                 }
                 started = true;
                 due = None;

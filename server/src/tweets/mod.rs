@@ -65,6 +65,10 @@ pub struct TweetsStatus {
     /// Tweets already claimed: by another instance, or by this one when the
     /// newest tweet ID could not be stored.
     pub already_claimed: u64,
+    /// Answers from the X API since start, good or bad.
+    pub polls: u64,
+    /// Of those, the ones that failed.
+    pub failed_polls: u64,
     pub query: Option<String>,
     pub how_to_enable: Option<String>,
 }
@@ -102,6 +106,8 @@ impl Tweets {
             fired: 0,
             coalesced: 0,
             already_claimed: 0,
+            polls: 0,
+            failed_polls: 0,
             query: config.map(|c| c.query.clone()),
             how_to_enable: config.is_none().then(|| HOW_TO_ENABLE.to_string()),
         }));

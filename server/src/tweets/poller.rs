@@ -117,6 +117,7 @@ impl Poller {
     async fn poll(&mut self) -> Duration {
         let (found, rate) = self.fetch().await;
         let now = Utc::now();
+        let failed = found.is_err();
         let (state, detail, wait) = match found {
             Ok(found) => {
                 let count = found.tweets.len();
@@ -167,6 +168,8 @@ impl Poller {
             s.state = state;
             s.detail = detail;
             s.last_poll_at = Some(now.to_rfc3339_opts(SecondsFormat::Millis, true));
+            s.polls += 1;
+            s.failed_polls += u64::from(failed);
         });
         wait
     }

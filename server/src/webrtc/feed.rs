@@ -28,6 +28,7 @@ use super::opus::{AacToOpus, OpusError};
 use super::packetize::H264Packetizer;
 use crate::limits::{refused, warn_every};
 use crate::media::codec::{self, VideoParams};
+use crate::media::counters::{Output, StreamCounters};
 use crate::media::hub::Join;
 use crate::media::{Frame, StreamHub, Track};
 use crate::supervisor::contain;
@@ -73,6 +74,8 @@ impl Unit {
 pub struct Feed {
     tx: broadcast::Sender<Arc<Unit>>,
     state: Mutex<FeedState>,
+    /// The stream's totals, which every viewer's session adds to.
+    counters: Arc<StreamCounters>,
 }
 
 #[derive(Default)]
@@ -86,14 +89,20 @@ pub struct FeedSubscription {
     pub burst: VecDeque<Arc<Unit>>,
     rx: broadcast::Receiver<Arc<Unit>>,
     skipping: bool,
+    counters: Arc<StreamCounters>,
 }
 
 impl Feed {
-    pub fn new() -> Self {
+    pub fn new(counters: Arc<StreamCounters>) -> Self {
         Self {
             tx: broadcast::channel(QUEUE).0,
             state: Mutex::new(FeedState::default()),
+            counters,
         }
+    }
+
+    pub fn counters(&self) -> &StreamCounters {
+        &self.counters
     }
 
     fn lock(&self) -> MutexGuard<'_, FeedState> {
@@ -112,6 +121,7 @@ impl Feed {
             burst: state.gop.iter().cloned().collect(),
             rx: self.tx.subscribe(),
             skipping: false,
+            counters: Arc::clone(&self.counters),
         }
     }
 
@@ -140,12 +150,6 @@ impl Feed {
     }
 }
 
-impl Default for Feed {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl FeedSubscription {
     /// The next live unit; `None` when the feed has stopped. A viewer that fell
     /// behind skips to the next keyframe.
@@ -156,12 +160,18 @@ impl FeedSubscription {
                     if self.skipping {
                         match &*unit {
                             Unit::Video { keyframe: true, .. } => self.skipping = false,
-                            _ => continue,
+                            _ => {
+                                self.counters.dropped(Output::Webrtc, 1);
+                                continue;
+                            }
                         }
                     }
                     return Some(unit);
                 }
-                Err(RecvError::Lagged(_)) => self.skipping = true,
+                Err(RecvError::Lagged(missed)) => {
+                    self.skipping = true;
+                    self.counters.dropped(Output::Webrtc, missed);
+                }
                 Err(RecvError::Closed) => return None,
             }
         }

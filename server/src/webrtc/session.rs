@@ -28,6 +28,7 @@ use super::ice_tcp::{IceTcp, TcpEvent};
 use super::keyframe;
 use super::replay::{Answer, ReplayBudget};
 use super::udp_mux::{Datagram, SessionPort};
+use crate::media::counters::Output;
 
 /// Datagrams handed to the peer connection before it is polled again.
 const READ_BURST: usize = 64;
@@ -67,6 +68,8 @@ pub struct Session {
     out: Vec<TaggedBytesMut>,
     /// Packets written since the last flush.
     written: usize,
+    /// Bytes sent since they were last added to the stream's totals.
+    sent: usize,
 }
 
 enum Which {
@@ -93,6 +96,7 @@ impl Session {
             replay,
             out: Vec::new(),
             written: 0,
+            sent: 0,
         }
     }
 
@@ -145,6 +149,7 @@ impl Session {
             }
             // What the last wake-up made, and what events and RTCP made.
             self.flush().await;
+            self.count_sent(feed);
 
             let now = Instant::now();
             let due = self
@@ -199,7 +204,17 @@ impl Session {
         // What closing writes (DTLS close_notify) goes out before the routes go.
         let _ = self.pc.close();
         self.flush().await;
+        self.count_sent(feed);
         connected
+    }
+
+    /// Adds what went out to the stream's totals, once a turn of the loop
+    /// rather than a datagram at a time.
+    fn count_sent(&mut self, feed: &Feed) {
+        if self.sent > 0 {
+            feed.counters()
+                .sent(Output::Webrtc, std::mem::take(&mut self.sent));
+        }
     }
 
     fn read_udp(&mut self, datagram: Datagram) {
@@ -241,6 +256,7 @@ impl Session {
         }
         let max_segments = self.port.max_segments().max(1);
         let out = std::mem::take(&mut self.out);
+        self.sent += out.iter().map(|m| m.message.len()).sum::<usize>();
         let mut start = 0;
         while start < out.len() {
             let end = start + run_length(&out[start..], max_segments);

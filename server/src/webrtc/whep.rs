@@ -81,6 +81,19 @@ pub enum WhepError {
     NoAddress(IpAddr),
 }
 
+impl WhepError {
+    /// What kind of refusal, as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WhepError::UnknownStream(_) => "unknown_stream",
+            WhepError::NotLive(_) => "not_live",
+            WhepError::Offer(_) | WhepError::Negotiation(_) => "bad_offer",
+            WhepError::Full(_) => "full",
+            WhepError::Setup(_) | WhepError::NoAddress(_) => "server_error",
+        }
+    }
+}
+
 /// Where WebRTC media goes out from.
 #[derive(Debug, Clone)]
 pub struct WhepSettings {
