@@ -8,7 +8,8 @@ Run by scripts/validate-deploy inside its venv. The checks:
   of each other: kube_check.py;
 - deploy/heat: heat_validate.py (Heat's own engine, strict), the top
   template once per scaling mode (its alarms are conditional), the nested
-  edge template on its own too; the install script with `sh -n`;
+  edge template on its own too; the install script with `sh -n` and four
+  installs of made-up releases;
 - deploy/systemd: systemd-analyze verify, on a copy whose ExecStart names a
   stand-in binary (verify wants the binary to exist); any message fails;
 - deploy/Containerfile: hadolint.
@@ -18,11 +19,13 @@ fail. One line per check, OK, FAIL or SKIP; a last line of counts; exit 1 on
 any FAIL.
 """
 
+import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 
 # No __pycache__ beside the sources in the work tree.
@@ -83,11 +86,52 @@ def heat_template(name, **parameters):
     return check
 
 
-def shell_syntax(name):
-    def check(deploy):
-        code, out = run(["sh", "-n", os.path.join(deploy, "heat", name)])
-        return [out or f"sh -n exited {code}"] if code else []
-    return check
+def install_script(deploy):
+    """sh -n, then installs of made-up releases from file:// URLs: both
+    tarball layouts, a wrong checksum and a release without its site."""
+    script = os.path.join(deploy, "heat", "tinsel-install.sh")
+    code, out = run(["sh", "-n", script])
+    if code:
+        return [out or f"sh -n exited {code}"]
+    problems = []
+    with tempfile.TemporaryDirectory() as tmp:
+        def release(name, top, with_site=True):
+            root = os.path.join(tmp, name)
+            folder = os.path.join(root, top)
+            os.makedirs(os.path.join(folder, "site") if with_site else folder)
+            with open(os.path.join(folder, "tinsel"), "w") as f:
+                f.write("#!/bin/sh\n")
+            if with_site:
+                with open(os.path.join(folder, "site", "index.html"), "w") as f:
+                    f.write("<!doctype html>\n")
+            tarball = os.path.join(tmp, f"{name}.tar.gz")
+            with tarfile.open(tarball, "w:gz") as tar:
+                for entry in sorted(os.listdir(root)):
+                    tar.add(os.path.join(root, entry), arcname=entry)
+            with open(tarball, "rb") as f:
+                return "file://" + tarball, hashlib.sha256(f.read()).hexdigest()
+
+        def install(url, checksum=""):
+            prefix = os.path.join(tmp, "opt", "tinsel")
+            proc = subprocess.run(["sh", script, url, checksum], capture_output=True, text=True,
+                                  env={**os.environ, "TINSEL_PREFIX": prefix})
+            return proc.returncode, prefix
+
+        for name, top in (("flat", ""), ("foldered", "tinsel-0.1.0")):
+            url, checksum = release(name, top)
+            code, prefix = install(url, checksum)
+            binary = os.path.join(prefix, "tinsel")
+            if code or not os.access(binary, os.X_OK) or not os.path.isfile(
+                    os.path.join(prefix, "site", "index.html")):
+                problems.append(f"a {name} release did not install as tinsel with site/ "
+                                f"beside it (exit {code})")
+        url, _ = release("checked", "")
+        if install(url, "0" * 64)[0] == 0:
+            problems.append("a release whose checksum differs was installed")
+        url, checksum = release("siteless", "", with_site=False)
+        if install(url, checksum)[0] == 0:
+            problems.append("a release without its site folder was installed")
+    return problems
 
 
 def systemd_unit(deploy, argv=("verify",)):
@@ -154,8 +198,8 @@ CHECKS = {
                                    ssh_cidr="192.0.2.0/24"), None),
     "heat-nested": ("deploy/heat/edge.yaml", "Heat engine, strict, on its own",
                     heat_template("edge.yaml"), None),
-    "install-script": ("deploy/heat/tinsel-install.sh", "sh -n",
-                       shell_syntax("tinsel-install.sh"), None),
+    "install-script": ("deploy/heat/tinsel-install.sh", "sh -n, four installs",
+                       install_script, None),
     "systemd": ("deploy/systemd/tinsel.service", "systemd-analyze verify", systemd_unit,
                 "systemd"),
     "systemd-security": ("deploy/systemd/tinsel.service",
@@ -200,6 +244,11 @@ BROKEN = [
     ("Heat Prometheus alarm property misspelt (treshold)", "heat/tinsel-edges.yaml",
      "      threshold: {get_param: viewers_scale_up}",
      "      treshold: {get_param: viewers_scale_up}", "heat-viewers"),
+    ("install script that leaves the site behind", "heat/tinsel-install.sh",
+     'cp -R "$from/tinsel" "$from/site" "$prefix.new/"', 'cp -R "$from/tinsel" "$prefix.new/"',
+     "install-script"),
+    ("install script that skips the checksum", "heat/tinsel-install.sh",
+     'if [ -n "$sum" ]; then', 'if false; then', "install-script"),
     ("systemd value misspelt (ProtectSystem=strikt)", "systemd/tinsel.service",
      "ProtectSystem=strict", "ProtectSystem=strikt", "systemd"),
     ("systemd key misspelt (Restrat=)", "systemd/tinsel.service",
