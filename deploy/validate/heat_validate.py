@@ -109,6 +109,9 @@ def offline_context():
 
 def load(path, overrides):
     files, tmpl = template_utils.get_template_contents(template_file=path)
+    # The API receives the files as JSON strings.
+    files = {url: content.decode() if isinstance(content, bytes) else content
+             for url, content in files.items()}
     params = {
         name: PLACEHOLDERS.get(spec.get("type"), "placeholder")
         for name, spec in (tmpl.get("parameters") or {}).items()
@@ -135,6 +138,16 @@ def check(path, overrides=None, show_traceback=False):
             traceback.print_exc()
         return f"{type(err).__name__}: {err}"
     return None
+
+
+def resolve(path, resource_name, property_name, overrides):
+    """A property's value as the engine resolves it before creating the
+    resource; attributes of resources not yet created resolve to None."""
+    setup()
+    stack = heat_stack.Stack(offline_context(), "validate", load(path, overrides),
+                             strict_validate=True)
+    stack.validate()
+    return stack[resource_name].properties[property_name]
 
 
 def main():

@@ -8,8 +8,9 @@ Run by scripts/validate-deploy inside its venv. The checks:
   of each other: kube_check.py;
 - deploy/heat: heat_validate.py (Heat's own engine, strict), the top
   template once per scaling mode (its alarms are conditional), the nested
-  edge template on its own too; the install script with `sh -n` and four
-  installs of made-up releases;
+  edge template on its own too; the edge's cloud-config as Heat renders it
+  (its files are deploy/'s, its TOML parses); the install script with
+  `sh -n` and four installs of made-up releases;
 - deploy/systemd: systemd-analyze verify, on a copy whose ExecStart names a
   stand-in binary (verify wants the binary to exist); any message fails;
 - deploy/Containerfile: hadolint.
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import tomllib
 
 # No __pycache__ beside the sources in the work tree.
 sys.dont_write_bytecode = True
@@ -84,6 +86,74 @@ def heat_template(name, **parameters):
         error = heat_validate.check(os.path.join(deploy, "heat", name), parameters)
         return [error] if error else []
     return check
+
+
+# What the edge's cloud-config is rendered with.
+EDGE_PARAMETERS = {
+    "origin_urls": "rtmp://origin-a:1935,rtmp://origin-b:1935",
+    "cluster_secret": "0123456789abcdef0123456789abcdef",
+    "release_url": "https://releases.example/tinsel-0.1.0.tar.gz",
+    "release_sha256": "",
+    "drain_s": "25",
+}
+
+
+def edge_cloud_config(deploy):
+    """The edge's cloud-config as Heat renders it: the files it writes are
+    what deploy/ holds and what the unit reads, and the config parses."""
+    import heat_validate
+    try:
+        config = heat_validate.resolve(os.path.join(deploy, "heat", "edge.yaml"), "cloud_config",
+                                       "cloud_config", EDGE_PARAMETERS)
+    except Exception as err:
+        return [f"Heat cannot render it: {err}"]
+    files = {f["path"]: f for f in config.get("write_files", [])}
+    with open(os.path.join(deploy, "systemd", "tinsel.service")) as f:
+        unit = f.read()
+    with open(os.path.join(deploy, "heat", "tinsel-install.sh")) as f:
+        installer = f.read()
+    problems = []
+    exec_start = re.search(r"^ExecStart=(\S+) serve --config (\S+)", unit, re.M)
+    env_file = re.search(r"^EnvironmentFile=-?(\S+)", unit, re.M)
+    if not exec_start or not env_file:
+        return ["the unit has no ExecStart=... serve --config FILE or no EnvironmentFile="]
+    binary, config_path = exec_start[1], exec_start[2]
+    wanted = {
+        "/etc/systemd/system/tinsel.service": (unit, "0644"),
+        "/usr/local/sbin/tinsel-install": (installer, "0755"),
+        config_path: (None, "0644"),
+        env_file[1]: (f"TINSEL_CLUSTER_SECRET={EDGE_PARAMETERS['cluster_secret']}\n", "0600"),
+    }
+    for path, (content, mode) in wanted.items():
+        if path not in files:
+            problems.append(f"writes no {path}")
+            continue
+        if content is not None and files[path]["content"] != content:
+            problems.append(f"{path} is not what deploy/ holds or expects: "
+                            f"{files[path]['content'][:60]!r}")
+        if files[path].get("permissions") != mode:
+            problems.append(f"{path} has mode {files[path].get('permissions')}, not {mode}")
+    if config_path in files:
+        try:
+            toml = tomllib.loads(files[config_path]["content"])
+        except tomllib.TOMLDecodeError as err:
+            problems.append(f"{config_path} is not TOML: {err}")
+        else:
+            if toml.get("origin") != EDGE_PARAMETERS["origin_urls"].split(","):
+                problems.append(f"{config_path}: origin is {toml.get('origin')!r}")
+            if toml.get("drain_s") != int(EDGE_PARAMETERS["drain_s"]):
+                problems.append(f"{config_path}: drain_s is {toml.get('drain_s')!r}")
+            if "webrtc_public_ip" not in toml:
+                problems.append(f"{config_path}: no webrtc_public_ip")
+    install = [EDGE_PARAMETERS["release_url"], EDGE_PARAMETERS["release_sha256"]]
+    runcmd = config.get("runcmd") or []
+    if not runcmd or runcmd[0] != ["/usr/local/sbin/tinsel-install", *install]:
+        problems.append(f"runcmd does not start with the install: {runcmd[:1]}")
+    if ["systemctl", "enable", "--now", "tinsel.service"] not in runcmd:
+        problems.append("runcmd does not enable and start tinsel.service")
+    if os.path.dirname(binary) != "/opt/tinsel" or "/opt/tinsel}" not in installer:
+        problems.append(f"the unit runs {binary}; the install script installs elsewhere")
+    return problems
 
 
 def install_script(deploy):
@@ -198,6 +268,8 @@ CHECKS = {
                                    ssh_cidr="192.0.2.0/24"), None),
     "heat-nested": ("deploy/heat/edge.yaml", "Heat engine, strict, on its own",
                     heat_template("edge.yaml"), None),
+    "cloud-config": ("deploy/heat/edge.yaml", "its cloud-config as Heat renders it",
+                     edge_cloud_config, None),
     "install-script": ("deploy/heat/tinsel-install.sh", "sh -n, four installs",
                        install_script, None),
     "systemd": ("deploy/systemd/tinsel.service", "systemd-analyze verify", systemd_unit,
@@ -244,6 +316,13 @@ BROKEN = [
     ("Heat Prometheus alarm property misspelt (treshold)", "heat/tinsel-edges.yaml",
      "      threshold: {get_param: viewers_scale_up}",
      "      treshold: {get_param: viewers_scale_up}", "heat-viewers"),
+    ("edge env file written with a str_replace key inside the variable's name",
+     "heat/edge.yaml",
+     "TINSEL_CLUSTER_SECRET=$secret\n                params:\n                  $secret:",
+     "TINSEL_CLUSTER_SECRET=SECRET\n                params:\n                  SECRET:",
+     "cloud-config"),
+    ("edge origins written without quotes", "heat/edge.yaml",
+     """template: '"<%url%>"'""", "template: '<%url%>'", "cloud-config"),
     ("install script that leaves the site behind", "heat/tinsel-install.sh",
      'cp -R "$from/tinsel" "$from/site" "$prefix.new/"', 'cp -R "$from/tinsel" "$prefix.new/"',
      "install-script"),
