@@ -7,9 +7,7 @@
 //! publish, and starts a fresh one when the publisher is back.
 //!
 //! - [`target`]: the target's URL, with the key kept secret.
-//! - [`relay`]: one RTMP publishing connection.
 
-pub mod relay;
 pub mod target;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +21,8 @@ use tracing::{info, warn};
 
 use crate::media::StreamHub;
 use crate::media::hub::Join;
-use relay::{Relay, RelayError};
+use crate::rtmp::client::{ClientError, RtmpClient};
+use rml_rtmp::sessions::ClientSessionEvent;
 pub use target::{PushTarget, TargetError};
 
 /// Connecting and being accepted may take this long.
@@ -146,7 +145,7 @@ async fn run(config: PushConfig, hub: StreamHub, shared: Arc<Shared>, token: Can
             () = token.cancelled() => return,
             opened = tokio::time::timeout(
                 CONNECT_TIMEOUT,
-                Relay::open(&target, Arc::clone(&shared.bytes_sent)),
+                open(&target, Arc::clone(&shared.bytes_sent)),
             ) => opened,
         };
         let failure = match opened {
@@ -181,6 +180,13 @@ async fn run(config: PushConfig, hub: StreamHub, shared: Arc<Shared>, token: Can
     }
 }
 
+/// Connects and asks to publish; returns once the target accepted.
+async fn open(target: &PushTarget, bytes_sent: Arc<AtomicU64>) -> Result<RtmpClient, ClientError> {
+    let mut client = RtmpClient::connect(&target.endpoint(), bytes_sent).await?;
+    client.publish(target.key.expose()).await?;
+    Ok(client)
+}
+
 /// Waits until `stream` has a publisher; false on shutdown.
 async fn wait_live(hub: &StreamHub, stream: &str, token: &CancellationToken) -> bool {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -199,11 +205,11 @@ async fn wait_live(hub: &StreamHub, stream: &str, token: &CancellationToken) -> 
 /// Sends the stream until the publisher leaves, the target fails or the
 /// server shuts down.
 async fn forward(
-    mut relay: Relay,
+    mut relay: RtmpClient,
     hub: &StreamHub,
     stream: &str,
     token: &CancellationToken,
-) -> Result<Ended, RelayError> {
+) -> Result<Ended, ClientError> {
     // The cached GOP with its own timing first: the target starts on a keyframe.
     let Ok(mut subscription) = hub.subscribe_internal(stream, Join::AsIs) else {
         return Ok(Ended::Shutdown);
@@ -232,7 +238,13 @@ async fn forward(
             }
             read = relay.readable() => {
                 read?;
-                relay.handle_input().await?;
+                for event in relay.handle_input().await? {
+                    if let ClientSessionEvent::UnhandleableOnStatusCode { code } = event
+                        && (code.contains("UnpublishNotify") || code.contains("Publish.BadName"))
+                    {
+                        return Err(ClientError::Refused(code));
+                    }
+                }
             }
             _ = tick.tick() => {
                 let live = hub.snapshot(stream, Instant::now()).is_ok_and(|s| s.live);

@@ -6,6 +6,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::config::Secret;
+use crate::rtmp::client::Endpoint;
 
 const DEFAULT_PORT: u16 = 1935;
 
@@ -81,8 +82,13 @@ impl PushTarget {
     }
 
     /// `tcUrl` for `connect`; services check it.
-    pub fn tc_url(&self) -> String {
-        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+    /// Where the connection goes (the key is sent with `publish`).
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            host: self.host.clone(),
+            port: self.port,
+            app: self.app.clone(),
+        }
     }
 }
 
@@ -118,7 +124,10 @@ mod tests {
         assert_eq!(target.port, 1935);
         assert_eq!(target.app, "live2");
         assert!(target.key.matches("abcd-efgh-ijkl"));
-        assert_eq!(target.tc_url(), "rtmp://a.rtmp.youtube.com:1935/live2");
+        assert_eq!(
+            target.endpoint().tc_url(),
+            "rtmp://a.rtmp.youtube.com:1935/live2"
+        );
         assert_eq!(
             target.to_string(),
             "rtmp://a.rtmp.youtube.com:1935/live2/***"

@@ -8,10 +8,13 @@
 //!   answers), each with explicit limits ([`limits`]). Only rml_rtmp's
 //!   handshake is used on input.
 //! - [`chunk`]: media chunking for players without copying payloads.
+//! - [`client`]: RTMP to another server (pushes to YouTube, edges pulling
+//!   from their origin), over rml_rtmp's client session.
 
 pub mod amf0;
 pub mod chunk;
 pub mod chunk_reader;
+pub mod client;
 pub mod commands;
 pub mod connection;
 pub mod limits;

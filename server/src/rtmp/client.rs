@@ -1,6 +1,7 @@
-//! One push connection: dial, handshake, `connect`, `publish`, then the
-//! stream's frames as they come, with the target's own messages (window
-//! acknowledgements, pings) read and answered alongside.
+//! RTMP out to another server, over rml_rtmp's client session: dial,
+//! handshake and `connect`, then `publish` (a push to YouTube) or `play` (an
+//! edge pulling from its origin), with the other side's own messages
+//! (window acknowledgements, pings) read and answered alongside.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +19,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use super::target::PushTarget;
 use crate::media::frame::{Frame, Track};
 use crate::media::hub::Metadata;
 
@@ -26,7 +26,7 @@ use crate::media::hub::Metadata;
 const WRITE_STALL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
-pub enum RelayError {
+pub enum ClientError {
     #[error("cannot reach {addr}: {source}")]
     Dial {
         addr: String,
@@ -46,8 +46,31 @@ pub enum RelayError {
     Refused(String),
 }
 
-/// A connection that is publishing.
-pub struct Relay {
+/// Where to connect: host, port, application and the `tcUrl` to announce.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub host: String,
+    pub port: u16,
+    pub app: String,
+}
+
+impl Endpoint {
+    pub fn tc_url(&self) -> String {
+        format!("rtmp://{}:{}/{}", self.host, self.port, self.app)
+    }
+}
+
+/// A status code a server answers a refused `publish` or `play` with
+/// (rml_rtmp passes those on as codes it does not know).
+fn is_refusal(code: &str) -> bool {
+    code.contains("BadName")
+        || code.contains("Failed")
+        || code.contains("Rejected")
+        || code.contains("NotFound")
+}
+
+/// A connection to another RTMP server.
+pub struct RtmpClient {
     reader: OwnedReadHalf,
     writer: OwnedWriteHalf,
     session: ClientSession,
@@ -55,70 +78,90 @@ pub struct Relay {
     bytes_sent: Arc<AtomicU64>,
 }
 
-impl Relay {
-    /// Connects and asks to publish; returns once the target accepted.
+impl RtmpClient {
+    /// Dials and `connect`s; returns once the server accepted.
     ///
     /// # Errors
-    /// The target is unreachable, breaks the protocol or refuses the key.
-    pub async fn open(target: &PushTarget, bytes_sent: Arc<AtomicU64>) -> Result<Self, RelayError> {
-        let addr = format!("{}:{}", target.host, target.port);
-        let socket = TcpStream::connect((target.host.as_str(), target.port))
+    /// The server is unreachable, breaks the protocol or refuses the app.
+    pub async fn connect(to: &Endpoint, bytes_sent: Arc<AtomicU64>) -> Result<Self, ClientError> {
+        let addr = format!("{}:{}", to.host, to.port);
+        let socket = TcpStream::connect((to.host.as_str(), to.port))
             .await
-            .map_err(|source| RelayError::Dial { addr, source })?;
+            .map_err(|source| ClientError::Dial { addr, source })?;
         socket.set_nodelay(true)?;
         let (mut reader, mut writer) = socket.into_split();
         let leftover = handshake(&mut reader, &mut writer).await?;
 
         let mut config = ClientSessionConfig::new();
-        config.tc_url = Some(target.tc_url());
+        config.tc_url = Some(to.tc_url());
         let (session, initial) = ClientSession::new(config)?;
-        let mut relay = Self {
+        let mut client = Self {
             reader,
             writer,
             session,
             input: BytesMut::with_capacity(16 * 1024),
             bytes_sent,
         };
-        relay.absorb(initial).await?;
-        let results = relay.session.handle_input(&leftover)?;
-        relay.absorb(results).await?;
-        let request = relay.session.request_connection(target.app.clone())?;
-        relay.absorb(vec![request]).await?;
-        relay
+        client.absorb(initial).await?;
+        let results = client.session.handle_input(&leftover)?;
+        client.absorb(results).await?;
+        let request = client.session.request_connection(to.app.clone())?;
+        client.absorb(vec![request]).await?;
+        client
             .wait_for(|event| match event {
                 ClientSessionEvent::ConnectionRequestAccepted => Ok(true),
                 ClientSessionEvent::ConnectionRequestRejected { description } => {
-                    Err(RelayError::Refused(description))
+                    Err(ClientError::Refused(description))
                 }
                 _ => Ok(false),
             })
             .await?;
-        let request = relay
+        Ok(client)
+    }
+
+    /// Asks to publish under `key`; returns once the server accepted.
+    ///
+    /// # Errors
+    /// The server refused the key, or the connection failed.
+    pub async fn publish(&mut self, key: &str) -> Result<(), ClientError> {
+        let request = self
             .session
-            .request_publishing(target.key.expose().to_string(), PublishRequestType::Live)?;
-        relay.absorb(vec![request]).await?;
-        relay
-            .wait_for(|event| match event {
-                ClientSessionEvent::PublishRequestAccepted => Ok(true),
-                // rml_rtmp passes a refusal on as a status code it does not know.
-                ClientSessionEvent::UnhandleableOnStatusCode { code }
-                    if code.contains("BadName")
-                        || code.contains("Failed")
-                        || code.contains("Rejected") =>
-                {
-                    Err(RelayError::Refused(code))
-                }
-                _ => Ok(false),
-            })
-            .await?;
-        Ok(relay)
+            .request_publishing(key.to_string(), PublishRequestType::Live)?;
+        self.absorb(vec![request]).await?;
+        self.wait_for(|event| match event {
+            ClientSessionEvent::PublishRequestAccepted => Ok(true),
+            ClientSessionEvent::UnhandleableOnStatusCode { code } if is_refusal(&code) => {
+                Err(ClientError::Refused(code))
+            }
+            _ => Ok(false),
+        })
+        .await
+    }
+
+    /// Asks to play `name`; returns once the server started it. Media then
+    /// comes as [`ClientSessionEvent::VideoDataReceived`] and its kin from
+    /// [`RtmpClient::handle_input`].
+    ///
+    /// # Errors
+    /// The server refused, or the connection failed.
+    pub async fn play(&mut self, name: &str) -> Result<(), ClientError> {
+        let request = self.session.request_playback(name.to_string())?;
+        self.absorb(vec![request]).await?;
+        self.wait_for(|event| match event {
+            ClientSessionEvent::PlaybackRequestAccepted => Ok(true),
+            ClientSessionEvent::UnhandleableOnStatusCode { code } if is_refusal(&code) => {
+                Err(ClientError::Refused(code))
+            }
+            _ => Ok(false),
+        })
+        .await
     }
 
     /// Sends the stream's metadata (`@setDataFrame onMetaData`).
     ///
     /// # Errors
     /// The connection failed.
-    pub async fn send_metadata(&mut self, metadata: &Metadata) -> Result<(), RelayError> {
+    pub async fn send_metadata(&mut self, metadata: &Metadata) -> Result<(), ClientError> {
         let mut out = StreamMetadata::new();
         out.video_width = metadata.width;
         out.video_height = metadata.height;
@@ -139,7 +182,7 @@ impl Relay {
     ///
     /// # Errors
     /// The connection failed or stalled.
-    pub async fn send(&mut self, frame: &Frame, timestamp: u32) -> Result<(), RelayError> {
+    pub async fn send(&mut self, frame: &Frame, timestamp: u32) -> Result<(), ClientError> {
         let payload: Bytes = frame.payload.clone();
         let timestamp = RtmpTimestamp::new(timestamp);
         let packet = match frame.track {
@@ -153,49 +196,55 @@ impl Relay {
     ///
     /// # Errors
     /// The connection closed or failed.
-    pub async fn readable(&mut self) -> Result<(), RelayError> {
+    pub async fn readable(&mut self) -> Result<(), ClientError> {
         self.input.clear();
         if self.reader.read_buf(&mut self.input).await? == 0 {
-            return Err(RelayError::Closed);
+            return Err(ClientError::Closed);
         }
         Ok(())
     }
 
-    /// Handles what [`Relay::readable`] read: answers pings and the like.
+    /// Handles what [`RtmpClient::readable`] read: answers pings and the
+    /// like, and returns what the server said (media, status codes).
     ///
     /// # Errors
-    /// The target broke the protocol or ended publishing.
-    pub async fn handle_input(&mut self) -> Result<(), RelayError> {
+    /// The server broke the protocol, or the connection failed.
+    pub async fn handle_input(&mut self) -> Result<Vec<ClientSessionEvent>, ClientError> {
         let input = std::mem::take(&mut self.input);
         let results = self.session.handle_input(&input)?;
         self.input = input;
-        for result in &results {
-            if let ClientSessionResult::RaisedEvent(ClientSessionEvent::UnhandleableOnStatusCode {
-                code,
-            }) = result
-                && (code.contains("UnpublishNotify") || code.contains("Publish.BadName"))
-            {
-                return Err(RelayError::Refused(code.clone()));
+        let mut events = Vec::new();
+        let mut outbound = Vec::new();
+        for result in results {
+            match result {
+                ClientSessionResult::RaisedEvent(event) => events.push(event),
+                other => outbound.push(other),
             }
         }
-        self.absorb(results).await
+        self.absorb(outbound).await?;
+        Ok(events)
     }
 
-    /// Ends publishing politely; the connection closes when this is dropped.
+    /// Ends publishing or playing politely; the connection closes when this
+    /// is dropped.
     pub async fn close(mut self) {
-        if let Ok(results) = self.session.stop_publishing() {
+        let ending = self
+            .session
+            .stop_publishing()
+            .or_else(|_| self.session.stop_playback());
+        if let Ok(results) = ending {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.absorb(results)).await;
         }
         let _ = self.writer.shutdown().await;
     }
 
     /// Writes the session's outbound packets.
-    async fn absorb(&mut self, results: Vec<ClientSessionResult>) -> Result<(), RelayError> {
+    async fn absorb(&mut self, results: Vec<ClientSessionResult>) -> Result<(), ClientError> {
         for result in results {
             if let ClientSessionResult::OutboundResponse(packet) = result {
                 tokio::time::timeout(WRITE_STALL, self.writer.write_all(&packet.bytes))
                     .await
-                    .map_err(|_| RelayError::Stalled(WRITE_STALL))??;
+                    .map_err(|_| ClientError::Stalled(WRITE_STALL))??;
                 self.bytes_sent
                     .fetch_add(packet.bytes.len() as u64, Ordering::Relaxed);
             }
@@ -206,8 +255,8 @@ impl Relay {
     /// Reads until `done` says the awaited event came.
     async fn wait_for(
         &mut self,
-        mut done: impl FnMut(ClientSessionEvent) -> Result<bool, RelayError>,
-    ) -> Result<(), RelayError> {
+        mut done: impl FnMut(ClientSessionEvent) -> Result<bool, ClientError>,
+    ) -> Result<(), ClientError> {
         loop {
             self.readable().await?;
             let input = std::mem::take(&mut self.input);
@@ -232,7 +281,7 @@ impl Relay {
 async fn handshake(
     reader: &mut OwnedReadHalf,
     writer: &mut OwnedWriteHalf,
-) -> Result<Vec<u8>, RelayError> {
+) -> Result<Vec<u8>, ClientError> {
     let mut handshake = Handshake::new(PeerType::Client);
     writer
         .write_all(&handshake.generate_outbound_p0_and_p1()?)
@@ -241,7 +290,7 @@ async fn handshake(
     loop {
         let read = reader.read(&mut buf).await?;
         if read == 0 {
-            return Err(RelayError::Closed);
+            return Err(ClientError::Closed);
         }
         match handshake.process_bytes(&buf[..read])? {
             HandshakeProcessResult::InProgress { response_bytes } => {
