@@ -16,6 +16,7 @@ use thiserror::Error;
 
 use crate::auth::limits::{AuthLimits, RawAuthLimits};
 use crate::control::settings::{LightsConfig, LightsConfigError, RawLights, RawOutlet, RawPdu};
+use crate::edge::{EdgeConfigError, EdgeSettings, RawEdge};
 use crate::hls::segmenter::SegmenterSettings;
 use crate::http::limits::{HttpLimits, RawHttpLimits};
 use crate::limits::LimitError;
@@ -121,6 +122,12 @@ pub enum ConfigError {
     Limit(#[from] LimitError),
     #[error(transparent)]
     Lights(#[from] LightsConfigError),
+    #[error(transparent)]
+    Edge(#[from] EdgeConfigError),
+    #[error(
+        "{0} is set on an edge (origin is set); the origin runs those: remove it from the edge's config"
+    )]
+    OnEdge(&'static str),
     #[error(transparent)]
     Twitter(#[from] TwitterConfigError),
     #[error("cannot keep the stream key in {}: {cause}; check that the data dir is writable", path.display())]
@@ -298,6 +305,39 @@ pub struct ServeArgs {
     /// The IANA time zone light schedules run in, e.g. Europe/Amsterdam [default: UTC]
     #[arg(long, env = "TINSEL_TIMEZONE", value_name = "ZONE")]
     pub timezone: Option<String>,
+    /// An origin this node pulls its streams from, rtmp://HOST[:PORT]; repeat
+    /// for more, tried in order. Set: this node is an edge [default: none, an
+    /// origin] [env: TINSEL_ORIGIN, comma-separated]
+    #[arg(
+        long = "origin",
+        env = "TINSEL_ORIGIN",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env = true
+    )]
+    pub origin: Vec<String>,
+    /// What edges present to origins to pull streams (never the publish
+    /// key); the same on every node of a cluster [default: none]
+    #[arg(
+        long,
+        env = "TINSEL_CLUSTER_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_secret: Option<String>,
+    /// An edge pulls a stream when its first viewer comes (on_demand) or all
+    /// the time (always) [default: on_demand]
+    #[arg(long, env = "TINSEL_EDGE_PULL", value_name = "WHEN")]
+    pub edge_pull: Option<String>,
+    /// An edge stops pulling a stream this long after its last viewer left
+    /// [default: 30; 1 to 3600]
+    #[arg(long, env = "TINSEL_EDGE_IDLE_S", value_name = "SECONDS")]
+    pub edge_idle_s: Option<u64>,
+    /// On SIGTERM, the node stops taking new viewers at once (/readyz 503) and
+    /// keeps serving current ones this long before it exits; a second signal
+    /// ends it at once [default: 30 on an edge, 0 on an origin; 0 to 3600]
+    #[arg(long, env = "TINSEL_DRAIN_S", value_name = "SECONDS")]
+    pub drain_s: Option<u64>,
     /// Seconds between reads of every PDU outlet's state [default: 30; 1 to 86400]
     #[arg(long, env = "TINSEL_LIGHTS_POLL_S", value_name = "SECONDS")]
     pub lights_poll_s: Option<u64>,
@@ -370,6 +410,12 @@ pub struct RawConfig {
     pub ice_servers: Vec<String>,
     pub admin_idle_timeout_min: Option<u64>,
     pub secure_cookies: Option<bool>,
+    #[serde(default)]
+    pub origin: Vec<String>,
+    pub cluster_secret: Option<String>,
+    pub edge_pull: Option<String>,
+    pub edge_idle_s: Option<u64>,
+    pub drain_s: Option<u64>,
     #[serde(default, rename = "stream")]
     pub streams: Vec<RawStream>,
     pub timezone: Option<String>,
@@ -479,6 +525,12 @@ pub struct Config {
     pub http_limits: HttpLimits,
     pub whep_limits: WhepLimits,
     pub auth_limits: AuthLimits,
+    /// What edges present to pull from this node, and an edge to its origins.
+    pub cluster_secret: Option<Secret>,
+    /// `Some`: this node is an edge of these origins.
+    pub edge: Option<EdgeSettings>,
+    /// How long a SIGTERM lets current viewers stay.
+    pub drain: Duration,
 }
 
 /// A stream whose key is kept in the data dir (not written in the config):
@@ -700,6 +752,26 @@ impl Config {
         at_most("admin_idle_timeout_min", idle_min, 43_200)?;
         let secure_cookies = args.secure_cookies.or(raw.secure_cookies).unwrap_or(false);
 
+        // An edge acts on nothing outside: the origin owns the PDU, the
+        // tweet poller and the pushes, and doing them twice would switch the
+        // lights or flash the tree twice.
+        if !raw.origin.is_empty() || !args.origin.is_empty() {
+            for (given, what) in [
+                (
+                    !raw.pdus.is_empty() || !raw.outlets.is_empty(),
+                    "[[pdu]] and [[outlet]]",
+                ),
+                (
+                    raw.twitter.bearer_token.is_some() || args.twitter_bearer_token.is_some(),
+                    "[twitter] bearer_token",
+                ),
+                (!raw.pushes.is_empty() || !args.push.is_empty(), "[[push]]"),
+            ] {
+                if given {
+                    return Err(ConfigError::OnEdge(what));
+                }
+            }
+        }
         let lights = LightsConfig::check(RawLights {
             timezone: args.timezone.clone().or(raw.timezone),
             poll_s: args.lights_poll_s.or(raw.lights_poll_s),
@@ -742,6 +814,27 @@ impl Config {
             ),
             None => None,
         };
+        let cluster_secret = args
+            .cluster_secret
+            .clone()
+            .or(raw.cluster_secret)
+            .map(Secret::new);
+        let origins = if args.origin.is_empty() {
+            raw.origin
+        } else {
+            args.origin.clone()
+        };
+        let edge = EdgeSettings::check(RawEdge {
+            origins,
+            pull: args.edge_pull.clone().or(raw.edge_pull),
+            idle_s: args.edge_idle_s.or(raw.edge_idle_s),
+            secret: cluster_secret.as_ref(),
+        })?;
+        let drain_s = args
+            .drain_s
+            .or(raw.drain_s)
+            .unwrap_or(if edge.is_some() { 30 } else { 0 });
+        at_most("drain_s", drain_s, 3600)?;
         let rtmp_limits = RawRtmpLimits::check(&args.rtmp_limits, &raw.rtmp_limits)?;
         let http_limits = RawHttpLimits::check(&args.http_limits, &raw.http_limits)?;
         let whep_limits = RawWhepLimits::check(&args.whep_limits, &raw.whep_limits)?;
@@ -807,6 +900,9 @@ impl Config {
             http_limits,
             whep_limits,
             auth_limits,
+            cluster_secret,
+            edge,
+            drain: Duration::from_secs(drain_s),
         };
         Ok((config, stored_keys))
     }
@@ -1029,6 +1125,37 @@ mod tests {
         let dir = temp_dir();
         let raw = file::parse(Path::new("tinsel.toml"), text).unwrap();
         Config::merge(&args(&dir), raw).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn an_edge_refuses_what_only_the_origin_may_run_and_needs_the_secret() {
+        let edge = "origin = [\"rtmp://origin-a\"]\ncluster_secret = \"0123456789abcdef\"\n";
+        let err = refused(&format!("{edge}[[push]]\nurl = \"rtmp://a/live2/KEY\"\n"));
+        assert!(err.starts_with("[[push]] is set on an edge"), "{err}");
+        let err = refused(&format!(
+            "{edge}[[pdu]]\nname = \"p\"\nmodel = \"simulated\"\n"
+        ));
+        assert!(
+            err.starts_with("[[pdu]] and [[outlet]] is set on an edge"),
+            "{err}"
+        );
+        let err = refused("origin = [\"rtmp://origin-a\"]\n");
+        assert!(err.contains("cluster_secret is not"), "{err}");
+        let dir = temp_dir();
+        let raw = file::parse(Path::new("tinsel.toml"), edge).unwrap();
+        let (config, _) = Config::merge(&args(&dir), raw).unwrap();
+        assert_eq!(
+            config.drain,
+            Duration::from_secs(30),
+            "an edge drains by default"
+        );
+        let origin = file::parse(Path::new("tinsel.toml"), "").unwrap();
+        let (config, _) = Config::merge(&args(&dir), origin).unwrap();
+        assert_eq!(
+            config.drain,
+            Duration::ZERO,
+            "an origin stops at once by default"
+        );
     }
 
     #[test]

@@ -3,9 +3,12 @@
 //! # Layout
 //!
 //! ```text
-//!   OBS ──RTMP──▶ rtmp::session ──▶ media::StreamHub ──▶ rtmp::session ──RTMP──▶ VLC, ffplay
-//!                 (publisher)       a bounded broadcast   (players)
+//!   OBS ──RTMP──▶ rtmp::session ──▶ media::StreamHub ──▶ rtmp::session ──RTMP──▶ VLC, ffplay,
+//!                 (publisher)       a bounded broadcast   (players)               edges
 //!                                   and GOP cache a stream
+//!   or, on an edge:    ▲
+//!   origin ──RTMP──▶ edge::pull (play NAME?cluster_secret=..., the first
+//!                    origin that has it live; on demand, edge::demand)
 //!                                          │
 //!                  ┌───────────────────────┼───────────────────────┐
 //!                  ▼                       ▼                       ▼
@@ -46,6 +49,8 @@
 //! - [`config`]: flags, environment and file merged into a checked [`Config`].
 //! - `fuzzing` (hidden): the entry points of the cargo-fuzz targets.
 //! - [`db`]: the embedded SQLite database in the data dir, and its migrations.
+//! - [`edge`]: a node that pulls its streams from origins instead of taking
+//!   a publisher, and serves them from its own hub.
 //! - [`media`]: the core, with no sockets: frames, the hub and its GOP cache,
 //!   codec facts.
 //! - [`rtmp`]: RTMP in and out on one port.
@@ -82,6 +87,7 @@ pub mod auth;
 pub mod config;
 pub mod control;
 pub mod db;
+pub mod edge;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hls;
@@ -131,6 +137,20 @@ pub async fn run(
     listeners: Listeners,
     token: CancellationToken,
 ) -> std::io::Result<()> {
+    run_with(config, listeners, token, Arc::default()).await
+}
+
+/// [`run`], with the node's readiness in the caller's hands too (it drains
+/// on SIGTERM: not ready at once, cancelled later).
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with(
+    config: Config,
+    listeners: Listeners,
+    token: CancellationToken,
+    readiness: Arc<readiness::Readiness>,
+) -> std::io::Result<()> {
     // The addresses really bound (port 0 becomes the port the OS picked), for
     // the pages that tell viewers where to connect.
     let mut config = config;
@@ -169,7 +189,9 @@ pub async fn run(
     for stream in &config.streams {
         let counted = state::StreamRestarts::default();
         restarts.insert(stream.name.clone(), counted.clone());
-        if let Some(segmenter) = hls.stream(&stream.name) {
+        // An edge does not package: LL-HLS comes from the origin, through
+        // the caches in front of it, packaged once.
+        if let Some(segmenter) = hls.stream(&stream.name).filter(|_| config.edge.is_none()) {
             let (segment_hub, name, segmenter) =
                 (hub.clone(), stream.name.clone(), Arc::clone(segmenter));
             supervisor::supervise(
@@ -253,6 +275,29 @@ pub async fn run(
     // failures from before a restart count again.
     state.logins.restore().await;
     state.restarts = Arc::new(restarts);
+    state.readiness = readiness;
+    if let Some(edge) = &config.edge {
+        let (players, whep) = (hub.clone(), state.whep.clone());
+        let demand = edge::Demand::new(
+            Arc::new(move |name: &str| {
+                let rtmp = players
+                    .snapshot(name, std::time::Instant::now())
+                    .map_or(0, |s| s.players);
+                rtmp + whep.viewers(name)
+            }),
+            edge.idle,
+        );
+        edge::start(
+            Arc::new(edge.clone()),
+            config.streams.iter().map(|s| s.name.clone()).collect(),
+            &hub,
+            &demand,
+            &state.readiness,
+            &tracker,
+            &token,
+        );
+        state.demand = Some(demand);
+    }
     state
         .metrics
         .count_lights(state.lights.audit_events(), token.child_token());

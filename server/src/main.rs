@@ -4,6 +4,8 @@
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
@@ -11,6 +13,7 @@ use tinsel::config::{
     Cli, Command, Config, KeyCommand, KeyShowArgs, StoredKey, UserAddArgs, UserCommand,
 };
 use tinsel::onboarding::{marker, message};
+use tinsel::readiness::Readiness;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -78,8 +81,9 @@ fn serve(args: &tinsel::config::ServeArgs) -> anyhow::Result<()> {
         let token = CancellationToken::new();
         // Handlers are in place before anyone can learn that the server is up.
         let signals = Signals::install()?;
-        tokio::spawn(signals.cancel_on_first(token.clone()));
-        tinsel::run(config, listeners, token)
+        let readiness = Arc::new(Readiness::default());
+        tokio::spawn(signals.stop(token.clone(), Arc::clone(&readiness), config.drain));
+        tinsel::run_with(config, listeners, token, readiness)
             .await
             .context("the server stopped with an error")
     })?;
@@ -264,10 +268,34 @@ impl Signals {
         })
     }
 
-    async fn cancel_on_first(mut self, token: CancellationToken) {
+    /// SIGINT (a person at the terminal) stops at once. SIGTERM (systemd,
+    /// Kubernetes) first drains for `drain`: the node says it is not ready,
+    /// so load balancers send new viewers elsewhere, while the current ones
+    /// keep playing; a second signal ends the drain.
+    async fn stop(mut self, token: CancellationToken, readiness: Arc<Readiness>, drain: Duration) {
         tokio::select! {
-            _ = self.interrupt.recv() => info!("SIGINT: shutting down"),
-            _ = self.terminate.recv() => info!("SIGTERM: shutting down"),
+            _ = self.interrupt.recv() => {
+                info!("SIGINT: shutting down");
+                return token.cancel();
+            }
+            _ = self.terminate.recv() => {}
+        }
+        if drain.is_zero() {
+            info!("SIGTERM: shutting down");
+            return token.cancel();
+        }
+        info!(
+            drain_s = drain.as_secs(),
+            "SIGTERM: draining (not ready for new viewers; current ones keep playing)"
+        );
+        readiness.set(
+            "draining",
+            format!("draining: this node stops within {} s", drain.as_secs()),
+        );
+        tokio::select! {
+            () = tokio::time::sleep(drain) => info!("drain time over: shutting down"),
+            _ = self.interrupt.recv() => info!("SIGINT: shutting down now"),
+            _ = self.terminate.recv() => info!("second SIGTERM: shutting down now"),
         }
         token.cancel();
     }

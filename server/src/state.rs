@@ -43,6 +43,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Whether this node takes new viewers (`/readyz`).
     pub readiness: Arc<Readiness>,
+    /// On an edge: who wants which stream, so it is pulled only then.
+    pub demand: Option<crate::edge::Demand>,
 }
 
 /// The restart counters of one stream's supervised tasks.
@@ -99,6 +101,7 @@ impl AppState {
             restarts: Arc::default(),
             metrics: Metrics::default(),
             readiness: Arc::default(),
+            demand: None,
             leptos,
         }
     }

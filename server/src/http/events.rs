@@ -111,6 +111,7 @@ pub async fn events_get(
     let actions = state.lights.audit_events();
     let feed = Feed {
         _slot: slot,
+        _demand: state.demand.as_ref().map(|d| d.hold(&name)),
         status: Some(status),
         lights: Some(lights),
         actions: Some(actions),
@@ -126,6 +127,8 @@ pub async fn events_get(
 struct Feed {
     /// Given back when the page goes away or the server stops.
     _slot: Slot,
+    /// On an edge, an open page wants its stream pulled.
+    _demand: Option<crate::edge::demand::Hold>,
     token: CancellationToken,
     /// The stream's status; `None` once the board is gone (stopping).
     status: Option<watch::Receiver<StatusJson>>,

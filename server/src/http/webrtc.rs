@@ -87,7 +87,20 @@ async fn session_create(
         return Ok(too_large(None));
     };
     let offers = &state.metrics.whep_offers;
-    let (id, answer) = match state.whep.create(&name, &offer, peer) {
+    let mut created = state.whep.create(&name, &offer, peer);
+    // On an edge, an offer starts the pull of a stream nobody watched here
+    // yet; it is answered once the stream's first keyframe has come.
+    if let Some(demand) = &state.demand {
+        demand.ask(&name);
+        let deadline = tokio::time::Instant::now() + crate::edge::CONNECT_TIMEOUT * 2;
+        while matches!(created, Err(WhepError::NotLive(_)))
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            created = state.whep.create(&name, &offer, peer);
+        }
+    }
+    let (id, answer) = match created {
         Ok(created) => created,
         Err(err) => {
             let result = err.kind();

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use super::changes;
 use super::codec::{self, AudioParams, VideoParams};
 use super::counters::{Output, StreamCounters};
+use super::flv::{self, FlvError};
 use super::frame::{Frame, Track};
 use super::stats::TrackRate;
 use super::timeline::{ClockEvent, SessionClock, Timeline};
@@ -101,6 +102,34 @@ pub struct IncomingFrame {
     pub keyframe: bool,
     pub config: bool,
     pub payload: Bytes,
+}
+
+impl IncomingFrame {
+    /// The frame an RTMP audio or video message body carries, its FLV tag
+    /// header checked; `None` for an AVC end of sequence, which carries no
+    /// picture.
+    ///
+    /// # Errors
+    /// A broken tag (see [`flv`]).
+    pub fn from_flv(
+        track: Track,
+        timestamp: u32,
+        payload: &Bytes,
+    ) -> Result<Option<Self>, FlvError> {
+        let (keyframe, config, cts, end_of_sequence) = match track {
+            Track::Video => flv::parse_video(payload)
+                .map(|tag| (tag.keyframe, tag.config, tag.cts, tag.end_of_sequence))?,
+            Track::Audio => flv::parse_audio(payload).map(|tag| (false, tag.config, 0, false))?,
+        };
+        Ok((!end_of_sequence).then(|| Self {
+            track,
+            timestamp,
+            cts,
+            keyframe,
+            config,
+            payload: payload.clone(),
+        }))
+    }
 }
 
 /// What `/api/streams` shows of a stream.

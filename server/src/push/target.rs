@@ -6,9 +6,7 @@ use std::fmt;
 use thiserror::Error;
 
 use crate::config::Secret;
-use crate::rtmp::client::Endpoint;
-
-const DEFAULT_PORT: u16 = 1935;
+use crate::rtmp::client::{DEFAULT_PORT, Endpoint, split_authority};
 
 #[derive(Debug, Error, PartialEq, Eq)]
 #[error("push url {shown:?} is not usable: {reason}; write it as rtmp://HOST[:PORT]/APP/KEY")]
@@ -53,26 +51,7 @@ impl PushTarget {
         if key.is_empty() {
             return Err(bad("empty stream key"));
         }
-        // `host`, `host:port`, `[v6]` or `[v6]:port`.
-        let (host, port) = match authority.strip_prefix('[') {
-            Some(rest) => {
-                let (host, after) = rest
-                    .split_once(']')
-                    .ok_or_else(|| bad("unclosed [ in the host"))?;
-                (host, after.strip_prefix(':'))
-            }
-            None => match authority.split_once(':') {
-                Some((host, port)) => (host, Some(port)),
-                None => (authority, None),
-            },
-        };
-        let port = match port {
-            Some(port) => port.parse().map_err(|_| bad("the port is not a number"))?,
-            None => DEFAULT_PORT,
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
+        let (host, port) = split_authority(authority, DEFAULT_PORT).map_err(bad)?;
         Ok(Self {
             host: host.to_string(),
             port,

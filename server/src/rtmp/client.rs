@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use rml_amf0::Amf0Value;
 use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent,
@@ -46,6 +47,35 @@ pub enum ClientError {
     Refused(String),
 }
 
+/// RTMP's port when a URL names none.
+pub const DEFAULT_PORT: u16 = 1935;
+
+/// The host and port of a URL's authority: `host`, `host:port`, `[v6]` or
+/// `[v6]:port`.
+///
+/// # Errors
+/// Why not, for a message about the URL.
+pub fn split_authority(authority: &str, default_port: u16) -> Result<(&str, u16), &'static str> {
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest.split_once(']').ok_or("unclosed [ in the host")?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    let port = match port {
+        Some(port) => port.parse().map_err(|_| "the port is not a number")?,
+        None => default_port,
+    };
+    if host.is_empty() {
+        return Err("no host");
+    }
+    Ok((host, port))
+}
+
 /// Where to connect: host, port, application and the `tcUrl` to announce.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
@@ -67,6 +97,34 @@ fn is_refusal(code: &str) -> bool {
         || code.contains("Failed")
         || code.contains("Rejected")
         || code.contains("NotFound")
+}
+
+/// The refusal in an event, if it is one: an `onStatus` with a refusal's
+/// code, or an `_error` outside any transaction (Tinsel's own servers and
+/// nginx-rtmp answer a refused `play` so), as `code: description`.
+fn refusal(event: &ClientSessionEvent) -> Option<String> {
+    match event {
+        ClientSessionEvent::UnhandleableOnStatusCode { code } if is_refusal(code) => {
+            Some(code.clone())
+        }
+        ClientSessionEvent::UnknownTransactionResultReceived {
+            additional_values, ..
+        } => additional_values.iter().find_map(|value| {
+            let Amf0Value::Object(status) = value else {
+                return None;
+            };
+            let text = |key: &str| match status.get(key) {
+                Some(Amf0Value::Utf8String(text)) => Some(text.as_str()),
+                _ => None,
+            };
+            let code = text("code").filter(|code| is_refusal(code))?;
+            Some(match text("description") {
+                Some(description) => format!("{code}: {description}"),
+                None => code.to_string(),
+            })
+        }),
+        _ => None,
+    }
 }
 
 /// A connection to another RTMP server.
@@ -130,10 +188,7 @@ impl RtmpClient {
         self.absorb(vec![request]).await?;
         self.wait_for(|event| match event {
             ClientSessionEvent::PublishRequestAccepted => Ok(true),
-            ClientSessionEvent::UnhandleableOnStatusCode { code } if is_refusal(&code) => {
-                Err(ClientError::Refused(code))
-            }
-            _ => Ok(false),
+            other => refusal(&other).map_or(Ok(false), |why| Err(ClientError::Refused(why))),
         })
         .await
     }
@@ -149,10 +204,7 @@ impl RtmpClient {
         self.absorb(vec![request]).await?;
         self.wait_for(|event| match event {
             ClientSessionEvent::PlaybackRequestAccepted => Ok(true),
-            ClientSessionEvent::UnhandleableOnStatusCode { code } if is_refusal(&code) => {
-                Err(ClientError::Refused(code))
-            }
-            _ => Ok(false),
+            other => refusal(&other).map_or(Ok(false), |why| Err(ClientError::Refused(why))),
         })
         .await
     }

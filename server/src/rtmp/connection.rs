@@ -162,7 +162,8 @@ async fn run(
                 input.clear();
                 if start_deadline.is_some() {
                     // A player's slot started in the player gate.
-                    let begun = if session.is_publishing() {
+                    // An edge is capped as a publisher is: it carries a crowd.
+                    let begun = if session.is_publishing() || session.is_edge() {
                         slot.start(Role::Publisher)?;
                         true
                     } else {

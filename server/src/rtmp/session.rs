@@ -24,7 +24,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use thiserror::Error;
 use tracing::{info, warn};
@@ -35,7 +34,7 @@ use super::chunk_reader::{self as reader, ChunkError, ChunkLimits, ChunkReader, 
 use super::commands::{self, Command, check_name, excerpt};
 use crate::config::{Config, RTMP_APP};
 use crate::limits::refused;
-use crate::media::flv::{self, FlvError};
+use crate::media::flv::FlvError;
 use crate::media::hub::{IncomingFrame, Join};
 use crate::media::{Frame, HubError, Metadata, Publisher, StreamHub, Subscription, Track};
 
@@ -157,6 +156,8 @@ pub struct RtmpSession {
     acknowledged: u64,
     ack_window: Option<u32>,
     player_gate: Option<PlayerGate>,
+    /// Plays for an edge (with the cluster secret), not a viewer.
+    edge: bool,
 }
 
 impl RtmpSession {
@@ -185,6 +186,7 @@ impl RtmpSession {
             acknowledged: 0,
             ack_window: None,
             player_gate: None,
+            edge: false,
         }
     }
 
@@ -268,6 +270,11 @@ impl RtmpSession {
             Role::Playing { subscription, .. } => Some(subscription),
             _ => None,
         }
+    }
+
+    /// Plays for an edge of this origin: capped as a publisher, not a player.
+    pub fn is_edge(&self) -> bool {
+        self.edge
     }
 
     pub fn is_publishing(&self) -> bool {
@@ -409,7 +416,7 @@ impl RtmpSession {
             // Publish and play are answered with `onStatus`, which carries
             // no transaction.
             Command::Publish { name, kind, .. } => self.publish(stream_id, name, kind, now),
-            Command::Play { name, .. } => self.play(stream_id, name),
+            Command::Play { name, .. } => self.play(stream_id, name, now),
             Command::DeleteStream { stream_id: None } | Command::Other { .. } => {}
         }
         Ok(())
@@ -556,6 +563,14 @@ impl RtmpSession {
         if !self.may_start(stream_id, "NetStream.Publish.Failed", "publish") {
             return;
         }
+        if self.config.edge.is_some() {
+            refused(self.peer, "origin", "a publisher on an edge");
+            return self.refuse(
+                stream_id,
+                BAD_NAME,
+                "this server is an edge: it pulls from the origin; publish to the origin",
+            );
+        }
         let Some(key) = self.checked_name(stream_id, name, BAD_NAME) else {
             return;
         };
@@ -609,7 +624,7 @@ impl RtmpSession {
         }
     }
 
-    fn play(&mut self, stream_id: u32, name: Option<String>) {
+    fn play(&mut self, stream_id: u32, name: Option<String>, now: Instant) {
         const NOT_FOUND: &str = "NetStream.Play.StreamNotFound";
         if !self.may_start(stream_id, "NetStream.Play.Failed", "play") {
             return;
@@ -617,9 +632,47 @@ impl RtmpSession {
         let Some(name) = self.checked_name(stream_id, name, NOT_FOUND) else {
             return;
         };
-        match self.hub.subscribe(&name, Join::CatchUp) {
+        // `NAME?cluster_secret=...`: an edge of this origin. Anything else
+        // after a `?` (players add tokens of their own) is not looked at.
+        let (name, query) = match name.split_once('?') {
+            Some((name, query)) => (name.to_string(), Some(query.to_string())),
+            None => (name, None),
+        };
+        let edge = match query.as_deref().and_then(cluster_credential) {
+            None => false,
+            Some(given) => match &self.config.cluster_secret {
+                Some(secret) if secret.matches(given) => true,
+                _ => {
+                    refused(
+                        self.peer,
+                        "cluster_secret",
+                        "an edge with the wrong cluster secret",
+                    );
+                    return self.refuse(
+                        stream_id,
+                        "NetStream.Play.Failed",
+                        "wrong cluster secret: give the edge this origin's cluster_secret",
+                    );
+                }
+            },
+        };
+        // An edge looks for the origin that has the stream live: this one
+        // does not, so it asks the next (a player would wait here instead).
+        if edge && !self.hub.snapshot(&name, now).is_ok_and(|s| s.live) {
+            let text = format!("stream {name:?} is not live on this origin");
+            return self.refuse(stream_id, NOT_FOUND, &text);
+        }
+        // An edge is one connection carrying many viewers: it is not counted
+        // as one, and no player cap applies (it is capped as a publisher is).
+        let subscribed = if edge {
+            self.hub.subscribe_internal(&name, Join::CatchUp)
+        } else {
+            self.hub.subscribe(&name, Join::CatchUp)
+        };
+        match subscribed {
             Ok(subscription) => {
-                if let Some(gate) = &mut self.player_gate
+                if !edge
+                    && let Some(gate) = &mut self.player_gate
                     && let Err(reason) = gate()
                 {
                     drop(subscription);
@@ -640,7 +693,12 @@ impl RtmpSession {
                     stream_id,
                     &commands::on_status("NetStream.Play.Start", &text),
                 );
-                info!(peer = %self.peer, stream = %name, "player started");
+                if edge {
+                    info!(peer = %self.peer, stream = %name, "edge started pulling");
+                } else {
+                    info!(peer = %self.peer, stream = %name, "player started");
+                }
+                self.edge = edge;
                 self.role = Role::Playing {
                     subscription,
                     stream_id,
@@ -706,14 +764,8 @@ impl RtmpSession {
         if *stream_id != message.stream_id {
             return Ok(());
         }
-        let payload: &Bytes = &message.payload;
-        let parsed = match track {
-            Track::Video => flv::parse_video(payload)
-                .map(|tag| (tag.keyframe, tag.config, tag.cts, tag.end_of_sequence)),
-            Track::Audio => flv::parse_audio(payload).map(|tag| (false, tag.config, 0, false)),
-        };
-        let (keyframe, config, cts, end_of_sequence) = match parsed {
-            Ok(parsed) => parsed,
+        let frame = match IncomingFrame::from_flv(track, message.timestamp, &message.payload) {
+            Ok(frame) => frame,
             Err(source) => {
                 let stream_id = *stream_id;
                 let description = source.to_string();
@@ -735,17 +787,9 @@ impl RtmpSession {
                 return Ok(());
             }
         };
-        if end_of_sequence {
-            return Ok(());
+        if let Some(frame) = frame {
+            publisher.send(frame);
         }
-        publisher.send(IncomingFrame {
-            track,
-            timestamp: message.timestamp,
-            cts,
-            keyframe,
-            config,
-            payload: payload.clone(),
-        });
         Ok(())
     }
 
@@ -778,6 +822,13 @@ impl RtmpSession {
             CHUNK_SIZE as usize,
         );
     }
+}
+
+/// The `cluster_secret` of a play name's query, if it has one.
+fn cluster_credential(query: &str) -> Option<&str> {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("cluster_secret="))
 }
 
 fn be_u32(bytes: &[u8]) -> Option<u32> {
@@ -908,7 +959,7 @@ pub fn fuzz_session(data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Buf;
+    use bytes::{Buf, Bytes};
 
     use super::*;
 

@@ -245,6 +245,11 @@ impl Server {
             .expect("VmRSS")
     }
 
+    /// The exit status once the process ends within `within`.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        wait_exit(&mut self.child, within)
+    }
+
     /// Sends SIGTERM and returns the exit status, or panics after a deadline.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         signal(self.child.id(), libc::SIGTERM);
