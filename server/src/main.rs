@@ -226,6 +226,22 @@ fn print_start(
     use std::io::Write;
     let names: Vec<&str> = config.streams.iter().map(|s| s.name.as_str()).collect();
     let mut text = message::addresses(at, &names, &config.data_dir);
+    // An edge takes no publisher and has no admin: say what it is instead.
+    if let Some(edge) = &config.edge {
+        let origins: Vec<String> = edge
+            .origins
+            .iter()
+            .map(|o| format!("rtmp://{}:{}", o.host, o.port))
+            .collect();
+        text.push_str(&format!(
+            "\nThis node is an edge of {}: OBS publishes to the origin, and the admin panel is there.\n",
+            origins.join(", ")
+        ));
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{text}");
+        let _ = out.flush();
+        return;
+    }
     let config_file = config_file.map(tinsel::config::absolute);
     let hint = message::until_first_publish(&message::key_show_command(
         config_file.as_deref(),
