@@ -2,8 +2,9 @@
 //! deploy/varnish/tinsel.vcl in front of the origin. 200 players at the live
 //! edge cost the origin about one request per part and per playlist version,
 //! a player behind the cache stays as close to live as one at the origin,
-//! and what a viewer adds (a query, a cookie, an `Origin`) does not split
-//! the cache.
+//! what a viewer adds (a query, a cookie, an `Origin`) does not split the
+//! cache, and viewers waiting on a blocking reload that times out share its
+//! one 503 instead of each going to the origin.
 
 mod common;
 
@@ -89,6 +90,23 @@ impl Varnish {
         varnish
     }
 
+    /// One of varnishstat's counters, e.g. `MAIN.busy_sleep` (requests put
+    /// on a waiting list).
+    fn counter(&self, name: &str) -> u64 {
+        let (ok, out, err) = common::run(
+            Command::new("varnishstat")
+                .args(["-1", "-n"])
+                .arg(self.dir.join("work"))
+                .args(["-f", name]),
+            Duration::from_secs(10),
+        );
+        assert!(ok, "varnishstat: {err}");
+        out.split_whitespace()
+            .nth(1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {out:?}"))
+    }
+
     fn base(&self) -> String {
         format!("http://{}/hls/tree", self.address)
     }
@@ -112,6 +130,16 @@ fn origin_requests(server: &Server) -> BTreeMap<String, u64> {
             Some((kind.to_string(), value.trim().parse().ok()?))
         })
         .collect()
+}
+
+/// One sample of the origin's `/metrics`, named with its labels as written
+/// there; 0 if it is not there yet.
+fn origin_metric(server: &Server, sample: &str) -> u64 {
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
+        .map_or(0, |v| v.trim().parse().expect("a count"))
 }
 
 fn delta(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>, kind: &str) -> u64 {
@@ -504,4 +532,59 @@ fn through_varnish_age_is_right_and_every_viewer_gets_the_same_object() {
         (400, Some("HIT")),
         "the refusal was kept"
     );
+}
+
+#[test]
+fn viewers_waiting_on_a_blocking_reload_share_one_request_and_its_timeout() {
+    const WAITING: usize = 20;
+    const TIMEOUTS: &str =
+        r#"tinsel_hls_blocking_requests_total{kind="playlist",outcome="timeout"}"#;
+    const WAITING_NOW: &str = "tinsel_hls_blocking_requests_waiting";
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let server = Server::start(&[]);
+    let mut publisher = Publisher::start(&server.publish_url());
+    started(&server);
+    let varnish = Varnish::start(server.http);
+
+    // Two segments ahead: the origin waits for it, and the publisher is
+    // gone before it comes.
+    let (_, text) = server.get("/hls/tree/index.m3u8");
+    let (msn, _) = preload_hint(&text).expect("a preload hint");
+    let path = format!("/hls/tree/index.m3u8?_HLS_msn={}&_HLS_part=0", msn + 2);
+    let timeouts = origin_metric(&server, TIMEOUTS);
+    let slept = varnish.counter("MAIN.busy_sleep");
+    let answers = std::thread::scope(|scope| {
+        let viewers: Vec<_> = (0..WAITING)
+            .map(|_| scope.spawn(|| fetch(&varnish, &path, None)))
+            .collect();
+        wait_for(
+            Duration::from_secs(5),
+            "the other viewers on Varnish's waiting list",
+            || (varnish.counter("MAIN.busy_sleep") - slept >= WAITING as u64 - 1).then_some(()),
+        );
+        let at_origin = origin_metric(&server, WAITING_NOW);
+        assert_eq!(
+            at_origin, 1,
+            "{WAITING} viewers wait for {path}; the origin holds {at_origin} requests"
+        );
+        publisher.kill();
+        viewers
+            .into_iter()
+            .map(|v| v.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert!(
+        statuses.iter().all(|&s| s == 503),
+        "every waiting viewer is told to ask again: {statuses:?}"
+    );
+    let again = fetch(&varnish, &path, None);
+    assert_eq!(
+        (again.status, again.x_cache.as_deref()),
+        (503, Some("HIT")),
+        "the timeout is kept a moment, not made a pass for everyone"
+    );
+    let timed_out = origin_metric(&server, TIMEOUTS) - timeouts;
+    println!("{WAITING} viewers waited on one blocking request; the origin timed out {timed_out}");
+    assert_eq!(timed_out, 1, "one blocking request reached the origin");
 }
