@@ -1,5 +1,10 @@
 //! LL-HLS over HTTP: `/hls/NAME/index.m3u8` and the init, segment and part
 //! files it lists, with blocking playlist reload and blocking part requests.
+//!
+//! Every answer is the same for every viewer, so that any HTTP cache in front
+//! of the origin (deploy/varnish/tinsel.vcl, a CDN) can share it: no cookie,
+//! no per-viewer query, no `Vary` on the `Origin` header, and a
+//! `Cache-Control` on every answer, errors included (see [`hls_error`]).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +32,17 @@ use crate::state::AppState;
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// A playlist changes with every part; a cache may hold it for a moment only.
 const PLAYLIST_CACHE: &str = "public, max-age=1";
+/// How long a cache may keep an error. Short: a stream that is not live yet
+/// soon is. Not `no-store`: a cache makes an uncacheable URL a miss for
+/// everyone for a while (Varnish's hit-for-miss, 2 minutes by default), so
+/// the next crowd of viewers waiting on a blocking URL would each go to the
+/// origin instead of sharing one request. A second is safe for a part that
+/// was asked too early: one is refused only when it is further ahead than
+/// the Advance Part Limit (3 s at least), so it cannot come into being while
+/// the refusal is kept.
+const ERROR_CACHE: &str = "public, max-age=1";
+/// Blocking playlist requests are kept this many target durations.
+const BLOCKING_TARGETS: u32 = 3;
 
 pub fn hls_routes() -> Router<AppState> {
     Router::new()
@@ -35,7 +51,12 @@ pub fn hls_routes() -> Router<AppState> {
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
-                .allow_methods([Method::GET, Method::HEAD]),
+                .allow_methods([Method::GET, Method::HEAD])
+                // Any origin gets the same `*`: the answer does not vary with
+                // the `Origin` header, and saying it does (tower-http's
+                // default) would split a cache per embedding site or per
+                // made-up `Origin`.
+                .vary([] as [header::HeaderName; 0]),
         )
 }
 
@@ -60,7 +81,27 @@ fn live_stream(state: &AppState, name: &str) -> Result<Arc<HlsStream>, ApiError>
     Ok(Arc::clone(stream))
 }
 
+/// An HLS error as a cache may keep it, for a second ([`ERROR_CACHE`]).
+fn hls_error(err: ApiError) -> Response {
+    let mut response = err.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(ERROR_CACHE));
+    response
+}
+
 async fn playlist_get(
+    state: State<AppState>,
+    name: Path<String>,
+    query: RawQuery,
+    peer: ConnectInfo<SocketAddr>,
+) -> Response {
+    playlist_answer(state, name, query, peer)
+        .await
+        .unwrap_or_else(hls_error)
+}
+
+async fn playlist_answer(
     State(state): State<AppState>,
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
@@ -111,11 +152,21 @@ async fn playlist_get(
     })?;
     stream.saw_viewer(peer.ip(), Instant::now());
     answered(&state, &name, "playlist", text.len());
-    Ok(respond(
-        text,
-        "application/vnd.apple.mpegurl",
-        PLAYLIST_CACHE,
-    ))
+    // The answer to a blocking request is right for as long as anyone asks
+    // that URL: it holds the part asked for (RFC 8216bis 6.2.5.2), and a
+    // later copy would hold the same. So a cache may keep it for a few target
+    // durations, and every viewer waiting for that part shares one request;
+    // only the plain playlist, whose answer moves with the live edge, is
+    // kept for a second.
+    let cache = match directives.msn {
+        Some(_) => HeaderValue::from_str(&format!(
+            "public, max-age={}",
+            (stream.target_duration() * BLOCKING_TARGETS).as_secs()
+        ))
+        .unwrap_or_else(|_| HeaderValue::from_static(PLAYLIST_CACHE)),
+        None => HeaderValue::from_static(PLAYLIST_CACHE),
+    };
+    Ok(respond(text, "application/vnd.apple.mpegurl", cache))
 }
 
 /// A file name from the playlist.
@@ -146,7 +197,11 @@ fn parse_file(file: &str) -> Option<File> {
     Some(File::Part(msn.parse().ok()?, index.parse().ok()?))
 }
 
-async fn media_get(
+async fn media_get(state: State<AppState>, path: Path<(String, String)>) -> Response {
+    media_answer(state, path).await.unwrap_or_else(hls_error)
+}
+
+async fn media_answer(
     State(state): State<AppState>,
     Path((name, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
@@ -197,7 +252,11 @@ async fn media_get(
         "part"
     };
     answered(&state, &name, kind, bytes.len());
-    Ok(respond(bytes, "video/mp4", IMMUTABLE))
+    Ok(respond(
+        bytes,
+        "video/mp4",
+        HeaderValue::from_static(IMMUTABLE),
+    ))
 }
 
 /// Counts a file sent: the request by kind, its bytes to the stream's HLS
@@ -257,22 +316,22 @@ fn respond_chunks(chunks: Vec<Bytes>) -> Response {
     let body = Body::from_stream(futures_util::stream::iter(
         chunks.into_iter().map(Ok::<_, std::convert::Infallible>),
     ));
-    let mut response = respond_body(body, "video/mp4", IMMUTABLE);
+    let mut response = respond_body(body, "video/mp4", HeaderValue::from_static(IMMUTABLE));
     response
         .headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     response
 }
 
-fn respond(body: Bytes, content_type: &'static str, cache: &'static str) -> Response {
+fn respond(body: Bytes, content_type: &'static str, cache: HeaderValue) -> Response {
     respond_body(Body::from(body), content_type, cache)
 }
 
-fn respond_body(body: Body, content_type: &'static str, cache: &'static str) -> Response {
+fn respond_body(body: Body, content_type: &'static str, cache: HeaderValue) -> Response {
     let mut response = body.into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    headers.insert(header::CACHE_CONTROL, cache);
     response
 }
 
@@ -288,5 +347,14 @@ mod tests {
         assert_eq!(parse_file("part17.m4s"), None);
         assert_eq!(parse_file("../etc/passwd"), None);
         assert_eq!(parse_file("seg-1.m4s"), None);
+    }
+
+    #[test]
+    fn an_error_is_kept_a_second_not_made_uncacheable() {
+        let response = hls_error(ApiError::Unavailable("segment 7 did not come".into()));
+        assert_eq!(response.status(), 503);
+        let headers = response.headers();
+        assert_eq!(headers[header::CACHE_CONTROL], ERROR_CACHE);
+        assert_eq!(headers[header::RETRY_AFTER], "1");
     }
 }
