@@ -112,6 +112,11 @@ fn an_edge_pulls_when_a_viewer_comes_and_serves_rtmp_and_whep() {
     );
     runtime.block_on(viewer.close());
 
+    // An edge does not package LL-HLS, and says where it comes from.
+    let (status, body) = edge.get("/hls/tree/index.m3u8");
+    assert_eq!(status, 404);
+    assert!(body.contains("packaged once, on the origin"), "{body}");
+
     // OBS pointed at the edge is told where to go.
     let (ok, _, err) = run(
         Command::new("ffmpeg")

@@ -61,6 +61,13 @@ pub fn hls_routes() -> Router<AppState> {
 }
 
 fn live_stream(state: &AppState, name: &str) -> Result<Arc<HlsStream>, ApiError> {
+    if state.config.edge.is_some() {
+        return Err(ApiError::NotFound(
+            "this server is an edge: LL-HLS is packaged once, on the origin; send /hls/ to \
+             the origin through the cache in front of it (see deploy/haproxy/haproxy.cfg)"
+                .into(),
+        ));
+    }
     if !is_valid_name(name) {
         // Not looked up, and not echoed back: it may be any length.
         return Err(ApiError::NotFound(
