@@ -329,6 +329,18 @@ pub struct ServeArgs {
     /// the time (always) [default: on_demand]
     #[arg(long, env = "TINSEL_EDGE_PULL", value_name = "WHEN")]
     pub edge_pull: Option<String>,
+    /// Each origin's web address (its http_listen), in `origin` order, for
+    /// the lights and actions an edge's watch pages show; repeat
+    /// [default: http://HOST:8080 for each origin] [env: TINSEL_ORIGIN_HTTP,
+    /// comma-separated]
+    #[arg(
+        long = "origin-http",
+        env = "TINSEL_ORIGIN_HTTP",
+        value_name = "URL",
+        value_delimiter = ',',
+        hide_env = true
+    )]
+    pub origin_http: Vec<String>,
     /// An edge stops pulling a stream this long after its last viewer left
     /// [default: 30; 1 to 3600]
     #[arg(long, env = "TINSEL_EDGE_IDLE_S", value_name = "SECONDS")]
@@ -412,6 +424,8 @@ pub struct RawConfig {
     pub secure_cookies: Option<bool>,
     #[serde(default)]
     pub origin: Vec<String>,
+    #[serde(default)]
+    pub origin_http: Vec<String>,
     pub cluster_secret: Option<String>,
     pub edge_pull: Option<String>,
     pub edge_idle_s: Option<u64>,
@@ -829,6 +843,11 @@ impl Config {
             pull: args.edge_pull.clone().or(raw.edge_pull),
             idle_s: args.edge_idle_s.or(raw.edge_idle_s),
             secret: cluster_secret.as_ref(),
+            origin_http: if args.origin_http.is_empty() {
+                raw.origin_http
+            } else {
+                args.origin_http.clone()
+            },
         })?;
         let drain_s = args
             .drain_s

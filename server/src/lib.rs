@@ -252,7 +252,25 @@ pub async fn run_with(
         token.child_token(),
     );
     auth::session::sweep_expired(&db, &tracker, token.child_token());
-    let lights = control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token());
+    // An edge switches nothing: its pages show the origin's lights, relayed.
+    let lights = match &config.edge {
+        None => control::Lights::start(&config.lights, db.clone(), &tracker, token.child_token()),
+        Some(edge) => {
+            let (lights, mirror) = control::Lights::mirror(db.clone());
+            let first = config
+                .streams
+                .first()
+                .map(|s| s.name.clone())
+                .unwrap_or_default();
+            tracker.spawn(edge::relay::run(
+                Arc::new(edge.clone()),
+                first,
+                mirror,
+                token.child_token(),
+            ));
+            lights
+        }
+    };
     let tweets = tweets::Tweets::start(
         config.twitter.as_ref(),
         config.lights.guard,

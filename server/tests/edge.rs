@@ -19,13 +19,13 @@ fn origin() -> Server {
 
 /// An edge of `origins`, in that order, with `extra` flags.
 fn edge(origins: &[&Server], secret: &str, extra: &[&str]) -> Server {
-    let urls: Vec<String> = origins
+    let urls: Vec<(String, String)> = origins
         .iter()
-        .map(|o| format!("rtmp://{}", o.rtmp))
+        .map(|o| (format!("rtmp://{}", o.rtmp), format!("http://{}", o.http)))
         .collect();
     let mut args = vec!["--cluster-secret", secret, "--webrtc-ip", "127.0.0.1"];
-    for url in &urls {
-        args.extend(["--origin", url.as_str()]);
+    for (rtmp, http) in &urls {
+        args.extend(["--origin", rtmp.as_str(), "--origin-http", http.as_str()]);
     }
     args.extend_from_slice(extra);
     Server::start(&args)
@@ -260,4 +260,59 @@ fn an_edge_whose_origins_are_gone_is_not_ready_and_says_why() {
         Some(0.0),
         "the metric says it too"
     );
+}
+
+#[test]
+fn an_edge_shows_the_origins_lights_and_actions_live() {
+    use std::io::BufRead;
+    let origin = origin();
+    let edge = edge(&[&origin], SECRET, &[]);
+    wait_for(
+        Duration::from_secs(20),
+        "the origin's outlets on the edge",
+        || {
+            let (_, body) = edge.get("/api/lights");
+            body.contains("outlet-1").then_some(())
+        },
+    );
+    // A watch page's live events on the edge.
+    let url = format!("http://{}/api/events", edge.http);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let response = ureq::get(&url)
+            .timeout(Duration::from_secs(30))
+            .call()
+            .unwrap();
+        let mut event = String::new();
+        for line in std::io::BufReader::new(response.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            if let Some(name) = line.strip_prefix("event: ") {
+                event = name.to_string();
+            } else if let Some(data) = line.strip_prefix("data: ")
+                && event == "action"
+            {
+                let _ = tx.send(data.to_string());
+                return;
+            }
+        }
+    });
+    // The lights are switched on the origin, where the admin is.
+    let (status, body) = origin.admin_post("/api/lights/outlet-1", r#"{"action":"on"}"#);
+    assert_eq!(status, 200, "{body}");
+    let action = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the action reaches a page on the edge");
+    assert!(
+        action.contains("outlet-1") && action.contains("admin:"),
+        "{action}"
+    );
+    wait_for(Duration::from_secs(10), "outlet-1 on, on the edge", || {
+        let (_, body) = edge.get("/api/lights");
+        let lights: serde_json::Value = serde_json::from_str(&body).ok()?;
+        lights
+            .as_array()?
+            .iter()
+            .any(|o| o["name"] == "outlet-1" && o["on"] == true)
+            .then_some(())
+    });
 }

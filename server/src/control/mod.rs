@@ -247,6 +247,23 @@ struct Inner {
     clock: Clock,
 }
 
+/// What feeds a [`Lights::mirror`]: another node's states and actions.
+pub struct Mirror {
+    states: Arc<watch::Sender<Vec<OutletState>>>,
+    events: broadcast::Sender<AuditEntry>,
+}
+
+impl Mirror {
+    pub fn states(&self, states: Vec<OutletState>) {
+        self.states.send_replace(states);
+    }
+
+    pub fn action(&self, entry: AuditEntry) {
+        // No listener is fine.
+        let _ = self.events.send(entry);
+    }
+}
+
 /// Writes audit entries to the database and to live listeners.
 #[derive(Clone)]
 pub(crate) struct Audit {
@@ -382,6 +399,34 @@ impl Lights {
         lights
     }
 
+    /// A controller that switches nothing and shows what another node's
+    /// controller says: an edge's watch pages show the origin's lights and
+    /// actions, which the returned [`Mirror`] is fed with. Commands are
+    /// refused with where to send them.
+    pub fn mirror(db: Db) -> (Self, Mirror) {
+        let store = Store::new(db, 100);
+        let states = Arc::new(watch::Sender::new(Vec::new()));
+        let events = broadcast::Sender::new(AUDIT_EVENTS);
+        let clock: Clock = Arc::new(Utc::now);
+        let lights = Self {
+            inner: Arc::new(Inner {
+                outlets: Vec::new(),
+                workers: Vec::new(),
+                states: Arc::clone(&states),
+                audit: Audit {
+                    store: store.clone(),
+                    events: events.clone(),
+                    clock: Arc::clone(&clock),
+                },
+                store,
+                timezone: Tz::UTC,
+                schedules_changed: Notify::new(),
+                clock,
+            }),
+        };
+        (lights, Mirror { states, events })
+    }
+
     /// Every outlet's last known state, in config order.
     pub fn outlets(&self) -> Vec<OutletState> {
         self.inner.states.borrow().clone()
@@ -421,6 +466,12 @@ impl Lights {
         label: &str,
     ) -> Result<Outcome, ControlError> {
         let Some(place) = self.inner.outlets.iter().find(|p| p.name == outlet) else {
+            if self.inner.workers.is_empty() {
+                return Err(ControlError::Unreachable {
+                    outlet: outlet.to_string(),
+                    message: "this server is an edge: the lights are switched on the origin".into(),
+                });
+            }
             return Err(ControlError::UnknownOutlet(outlet.to_string()));
         };
         let name = &place.name;

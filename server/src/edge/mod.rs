@@ -6,6 +6,7 @@
 //! - [`pull`]: one stream pulled from one origin into the hub.
 //! - [`demand`]: who wants a stream on this edge (players, WebRTC sessions,
 //!   watch pages), so an on-demand edge pulls only while someone watches.
+//! - [`relay`]: the origin's lights and actions, for this edge's watch pages.
 //!
 //! Per stream, one task: wait for demand, then play the stream from the
 //! first origin that has it (the cluster secret is the credential, never
@@ -17,6 +18,7 @@
 
 pub mod demand;
 pub mod pull;
+pub mod relay;
 pub mod settings;
 
 use std::sync::Arc;

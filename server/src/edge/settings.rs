@@ -11,6 +11,8 @@ use crate::rtmp::client::{DEFAULT_PORT, Endpoint, split_authority};
 /// The RTMP application an edge plays from on its origin (Tinsel's own).
 const ORIGIN_APP: &str = "live";
 const MAX_ORIGINS: usize = 16;
+/// An origin's `http_listen` port when `origin_http` does not say.
+const DEFAULT_HTTP_PORT: u16 = 8080;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum EdgeConfigError {
@@ -30,6 +32,14 @@ pub enum EdgeConfigError {
     Idle(u64),
     #[error("origin is given {0} times; at most {MAX_ORIGINS} are allowed")]
     TooMany(usize),
+    #[error(
+        "origin_http has {given} URLs for {origins} origins; give one http:// URL for each, in the same order"
+    )]
+    HttpCount { given: usize, origins: usize },
+    #[error(
+        "origin_http {0:?} is not usable; write it as http://HOST:PORT (the origin's http_listen)"
+    )]
+    Http(String),
 }
 
 /// When an edge pulls a stream.
@@ -47,6 +57,9 @@ pub struct EdgeSettings {
     pub pull: Pull,
     pub idle: Duration,
     pub secret: Secret,
+    /// Each origin's web address, for the lights and actions its watch
+    /// pages show.
+    pub origin_http: Vec<String>,
 }
 
 /// The keys as given.
@@ -55,6 +68,7 @@ pub struct RawEdge<'a> {
     pub pull: Option<String>,
     pub idle_s: Option<u64>,
     pub secret: Option<&'a Secret>,
+    pub origin_http: Vec<String>,
 }
 
 impl EdgeSettings {
@@ -75,11 +89,38 @@ impl EdgeSettings {
         if raw.origins.len() > MAX_ORIGINS {
             return Err(EdgeConfigError::TooMany(raw.origins.len()));
         }
-        let origins = raw
+        let origins: Vec<Endpoint> = raw
             .origins
             .iter()
             .map(|url| parse_origin(url))
             .collect::<Result<_, _>>()?;
+        let origin_http = if raw.origin_http.is_empty() {
+            origins
+                .iter()
+                .map(|o| match o.host.contains(':') {
+                    true => format!("http://[{}]:{DEFAULT_HTTP_PORT}", o.host),
+                    false => format!("http://{}:{DEFAULT_HTTP_PORT}", o.host),
+                })
+                .collect()
+        } else if raw.origin_http.len() != origins.len() {
+            return Err(EdgeConfigError::HttpCount {
+                given: raw.origin_http.len(),
+                origins: origins.len(),
+            });
+        } else {
+            for url in &raw.origin_http {
+                let rest = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"));
+                if rest.is_none_or(|r| r.is_empty() || r.contains('/') && !r.ends_with('/')) {
+                    return Err(EdgeConfigError::Http(url.clone()));
+                }
+            }
+            raw.origin_http
+                .iter()
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect()
+        };
         let secret = raw.secret.cloned().ok_or(EdgeConfigError::NoSecret)?;
         let pull = match raw.pull.as_deref() {
             None | Some("on_demand") => Pull::OnDemand,
@@ -95,6 +136,7 @@ impl EdgeSettings {
             pull,
             idle: Duration::from_secs(idle_s),
             secret,
+            origin_http,
         }))
     }
 }
@@ -132,6 +174,7 @@ mod tests {
             pull: None,
             idle_s: None,
             secret: secret.map(|s| Box::leak(Box::new(s.clone())) as &Secret),
+            origin_http: Vec::new(),
         }
     }
 
@@ -159,6 +202,14 @@ mod tests {
                 ("origin-a", 1935),
                 ("2001:db8::1", 1936),
                 ("192.0.2.1", 19350)
+            ]
+        );
+        assert_eq!(
+            edge.origin_http,
+            [
+                "http://origin-a:8080",
+                "http://[2001:db8::1]:8080",
+                "http://192.0.2.1:8080"
             ]
         );
         assert_eq!(edge.pull, Pull::OnDemand);
