@@ -1,111 +1,16 @@
 //! `/metrics` as Prometheus (Debian's) scrapes it, and `/readyz`.
 
 mod common;
+#[path = "common/prometheus.rs"]
+mod prometheus;
 #[path = "common/whep_viewer.rs"]
 mod whep_viewer;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Publisher, Server, temp_dir, wait_for};
-
-/// A real Prometheus scraping `target` every second.
-struct Prometheus {
-    child: Child,
-    address: String,
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Prometheus {
-        let dir = temp_dir("prometheus");
-        let config = dir.join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: tinsel\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        // A free port, taken back just before Prometheus binds it.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address={address}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus runs (scripts/setup --test installs it)");
-        Prometheus { child, address }
-    }
-
-    /// The values of an instant query, by the labels `key` names.
-    fn query(&self, promql: &str) -> Option<Vec<(serde_json::Value, f64)>> {
-        let response = ureq::get(&format!("http://{}/api/v1/query", self.address))
-            .query("query", promql)
-            .timeout(Duration::from_secs(5))
-            .call()
-            .ok()?;
-        let body: serde_json::Value = serde_json::from_str(&response.into_string().ok()?).ok()?;
-        let result = body["data"]["result"].as_array()?;
-        Some(
-            result
-                .iter()
-                .map(|r| {
-                    let value = r["value"][1]
-                        .as_str()
-                        .unwrap_or("NaN")
-                        .parse()
-                        .unwrap_or(f64::NAN);
-                    (r["metric"].clone(), value)
-                })
-                .collect(),
-        )
-    }
-
-    /// The one value of `promql` once `accept` takes it.
-    fn wait_value(&self, promql: &str, what: &str, accept: impl Fn(f64) -> bool) -> f64 {
-        wait_for(Duration::from_secs(30), what, || {
-            let values = self.query(promql)?;
-            let [(_, value)] = values.as_slice() else {
-                return None;
-            };
-            accept(*value).then_some(*value)
-        })
-    }
-
-    /// The scrape target's health and last error, as Prometheus reports them.
-    fn target_health(&self) -> Option<(String, String)> {
-        let text = ureq::get(&format!("http://{}/api/v1/targets", self.address))
-            .call()
-            .ok()?
-            .into_string()
-            .ok()?;
-        let body: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let target = &body["data"]["activeTargets"][0];
-        Some((
-            target["health"].as_str()?.to_string(),
-            target["lastError"].as_str().unwrap_or("").to_string(),
-        ))
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use common::{Publisher, Server, wait_for};
+use prometheus::Prometheus;
 
 /// An RTMP player (ffmpeg) that plays for at most `seconds`.
 fn rtmp_player(url: &str, seconds: u32) -> Child {
