@@ -87,6 +87,25 @@ async fn session_create(
         return Ok(too_large(None));
     };
     let offers = &state.metrics.whep_offers;
+    // On an edge that is not ready (no origin answers, or draining), a
+    // viewer of a stream that is not live here would wait for nothing: say
+    // so now, so the player tries another node or later.
+    if state.demand.is_some()
+        && let Some(reason) = state.readiness.reason()
+        && !state
+            .hub
+            .snapshot(&name, std::time::Instant::now())
+            .is_ok_and(|s| s.live)
+    {
+        offers
+            .get_or_create(&ResultLabel {
+                result: "not_ready",
+            })
+            .inc();
+        return Err(ApiError::Unavailable(format!(
+            "this edge cannot start the stream now: {reason}; try again in a moment"
+        )));
+    }
     let mut created = state.whep.create(&name, &offer, peer);
     // On an edge, an offer starts the pull of a stream nobody watched here
     // yet; it is answered once the stream's first keyframe has come.

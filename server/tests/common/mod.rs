@@ -77,15 +77,27 @@ impl Server {
         Self::spawn(command, temp_dir("data"), extra, &[])
     }
 
+    /// As [`Server::start`], run by `command` (its program and first
+    /// arguments, e.g. `ip netns exec NS tinsel`); the flags follow.
+    pub fn start_by(command: Command, extra: &[&str]) -> Server {
+        Self::spawn(command, temp_dir("data"), extra, &[])
+    }
+
     fn spawn(
         mut command: Command,
         data_dir: PathBuf,
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        // Addresses a test gives itself replace the loopback ones.
+        let listens = extra.iter().any(|a| a.ends_with("-listen"));
         let mut child = command
             .arg("serve")
-            .args(LOOPBACK)
+            .args(if listens {
+                &LOOPBACK[4..]
+            } else {
+                &LOOPBACK[..]
+            })
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--stream", &format!("tree={KEY}")])
