@@ -89,15 +89,14 @@ impl Server {
         extra: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
-        // Addresses a test gives itself replace the loopback ones.
-        let listens = extra.iter().any(|a| a.ends_with("-listen"));
+        // A flag the test gives itself replaces the loopback one.
+        let loopback = LOOPBACK
+            .chunks(2)
+            .filter(|pair| !extra.contains(&pair[0]))
+            .flatten();
         let mut child = command
             .arg("serve")
-            .args(if listens {
-                &LOOPBACK[4..]
-            } else {
-                &LOOPBACK[..]
-            })
+            .args(loopback)
             .arg("--data-dir")
             .arg(&data_dir)
             .args(["--stream", &format!("tree={KEY}")])
